@@ -1,0 +1,2 @@
+//! Not written yet: see its issue.
+#![forbid(unsafe_code)]

@@ -1,0 +1,60 @@
+//! # lb-sched: IPVS schedulers and Maglev behind one trait
+//!
+//! The lowest crate of lbkit. It defines the two types every other crate uses — the 5-tuple
+//! [`Flow`] and the monotonic [`Timestamp`] — and the schedulers of Linux IPVS with their exact
+//! semantics (`reference/ipvs.md` §1): `rr wrr lc wlc sed nq fo ovf twos sh dh mh`, plus
+//! [`maglev`], the paper's algorithm with Katran's proportional weights.
+//!
+//! ## Contract
+//!
+//! * A [`Service`] holds destinations in IPVS list order (newest first: tie-breaks and table
+//!   fills depend on it) and one [`Scheduler`]. Picks ([`Service::pick`]) are lock-free and
+//!   allocation-free and may run on any number of threads while another thread adds, removes
+//!   or edits destinations; every change is published atomically (`arc-swap`), and a pick that
+//!   begins after a change returned never returns a destination that change removed or
+//!   quiesced.
+//! * No destination available: `None` and a counter, never a panic.
+//! * [`Destination`]s carry IPVS's atomic active / inactive connection counters, thresholds and
+//!   OVERLOAD flag; a connection tracker (lb-conntrack) drives them with
+//!   [`Destination::bind_conn`], [`Destination::conn_moved`] and [`Destination::unbind_conn`].
+//! * Every hash that decides a destination uses fixed keys and is stable across releases.
+//!
+//! ```
+//! use lb_sched::{DestConfig, Flow, Protocol, SchedConfig, Service};
+//! let svc = Service::new("wrr", SchedConfig::default()).unwrap();
+//! svc.add(DestConfig::new("10.0.0.2".parse().unwrap(), 80).weight(2)).unwrap();
+//! svc.add(DestConfig::new("10.0.0.1".parse().unwrap(), 80).weight(1)).unwrap();
+//! let flow = Flow::v4(Protocol::Tcp, "192.0.2.7".parse().unwrap(), 40000, "198.51.100.1".parse().unwrap(), 80);
+//! let picks: Vec<_> = (0..300).map(|_| svc.pick(&flow).unwrap().addr().to_string()).collect();
+//! assert_eq!(picks.iter().filter(|a| *a == "10.0.0.2").count(), 200);
+//! assert_eq!(picks.iter().filter(|a| *a == "10.0.0.1").count(), 100);
+//! ```
+#![forbid(unsafe_code)]
+
+mod dest;
+mod flow;
+pub mod hash;
+pub mod registry;
+mod sched;
+mod service;
+mod time;
+
+pub mod dh;
+pub mod fo;
+pub mod lc;
+pub mod maglev;
+pub mod mh;
+pub mod nq;
+pub mod ovf;
+pub mod rr;
+pub mod sed;
+pub mod sh;
+pub mod twos;
+pub mod wlc;
+pub mod wrr;
+
+pub use dest::{flags, DestConfig, DestId, Destination};
+pub use flow::{fold_addr, Flow, Protocol};
+pub use sched::{Change, RandomSource, SchedConfig, SchedError, SchedFlags, Scheduler, SplitMix64};
+pub use service::{Service, Snapshot, SnapshotGuard};
+pub use time::Timestamp;

@@ -1,0 +1,207 @@
+//! `maglev`: the Maglev paper's consistent hashing (Eisenbud et al., NSDI'16, §3.4) with
+//! Katran's MaglevHashV2 weights, built so that several directors agree on every flow.
+//!
+//! * Table size M: any prime (default 65537, the paper's and Katran's).
+//! * Only destinations with weight > 0 take part; a weight edit rebuilds the table.
+//! * Each destination's identity (address as 16 bytes, IPv4 mapped; port big-endian) is hashed
+//!   with SipHash-1-3 under two fixed keys ([`ID_KEY1`], [`ID_KEY2`]) into `h1`, `h2`:
+//!   `offset = h1 mod M`, `skip = h2 mod (M - 1) + 1`. Destinations take turns in the order of
+//!   `(h1, h2, address, port)`, so the table depends only on the *set* of destinations and their
+//!   weights, never on the order they were added.
+//! * Weights (MaglevHashV2): each round every destination adds its weight to an accumulator; when
+//!   it reaches the maximum weight, the destination places one entry (its next free preferred
+//!   slot) and the maximum is subtracted. Shares are proportional to the weights.
+//! * Lookup: `slot = (flow_hash >> 32) * M >> 32` with [`flow_hash`] over the whole 5-tuple.
+//!   A destination with OVERLOAD (or weight 0 between an edit and its rebuild) is unavailable:
+//!   the pick fails, or with the fallback flag (SCHED1) the next slots are probed in order.
+//!
+//! Every constant is fixed and part of the stable behaviour.
+
+use core::hash::Hasher;
+use std::sync::Arc;
+
+use siphasher::sip::SipHasher13;
+
+use crate::hash::{addr16, is_prime};
+use crate::{Change, Destination, Flow, SchedConfig, SchedError, SchedFlags, Scheduler};
+
+/// The default table size.
+pub const DEFAULT_TABLE_SIZE: u32 = 65537;
+
+/// SipHash-1-3 key for a destination's `h1` (offset, and order).
+pub const ID_KEY1: [u64; 2] = [0x6c62_6b69_742d_6d61, 0x676c_6576_2d6f_6666];
+/// SipHash-1-3 key for a destination's `h2` (skip).
+pub const ID_KEY2: [u64; 2] = [0x6c62_6b69_742d_6d61, 0x676c_6576_2d73_6b70];
+
+const EMPTY: u32 = u32::MAX;
+
+/// Paper Maglev with Katran V2 weights.
+#[derive(Debug)]
+pub struct Maglev {
+    m: u32,
+    flags: SchedFlags,
+    table: Box<[u32]>,
+}
+
+/// A destination identity's two hashes `(h1, h2)`.
+pub fn identity_hashes(addr: &std::net::IpAddr, port: u16) -> (u64, u64) {
+    let mut bytes = [0u8; 18];
+    bytes[..16].copy_from_slice(&addr16(addr));
+    bytes[16..].copy_from_slice(&port.to_be_bytes());
+    let h = |k: [u64; 2]| {
+        let mut s = SipHasher13::new_with_keys(k[0], k[1]);
+        s.write(&bytes);
+        s.finish()
+    };
+    (h(ID_KEY1), h(ID_KEY2))
+}
+
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+const K0: u64 = 0x9E37_79B9_7F4A_7C15;
+const K1: u64 = 0xBF58_476D_1CE4_E5B9;
+const K2: u64 = 0x94D0_49BB_1331_11EB;
+
+/// The flow hash `maglev` looks up with: a fixed folded-multiply hash of protocol, both
+/// addresses and both ports. Addresses are taken as two big-endian 64-bit words (IPv4: high word
+/// 0, low word the address).
+#[inline]
+pub fn flow_hash(f: &Flow) -> u64 {
+    #[inline]
+    fn words(a: &std::net::IpAddr) -> (u64, u64) {
+        match a {
+            std::net::IpAddr::V4(v4) => (0, u64::from(u32::from(*v4))),
+            std::net::IpAddr::V6(v6) => {
+                let x = u128::from(*v6);
+                ((x >> 64) as u64, x as u64)
+            }
+        }
+    }
+    let (s_hi, s_lo) = words(&f.src);
+    let (d_hi, d_lo) = words(&f.dst);
+    let ports = (u64::from(f.src_port) << 32) | (u64::from(f.dst_port) << 16) | u64::from(f.proto.number());
+    let a = fold_mul(s_lo ^ K0, d_lo ^ K1);
+    let b = fold_mul(s_hi ^ d_hi.rotate_left(32) ^ K2, ports ^ K0);
+    fold_mul(a ^ K1, b ^ K2)
+}
+
+/// Registry constructor: the table size must be a prime of at least 3.
+pub fn build(cfg: &SchedConfig, dests: &[Arc<Destination>]) -> Result<Box<dyn Scheduler>, SchedError> {
+    let m = cfg.maglev_table_size;
+    if m < 3 || !is_prime(m.into()) {
+        return Err(SchedError::BadTableSize { sched: "maglev", size: m.into(), why: "must be a prime >= 3" });
+    }
+    Ok(Box::new(Maglev { m, flags: cfg.flags, table: populate(m, dests)? }))
+}
+
+/// Builds the table: `table[slot]` is an index into `dests`, or `u32::MAX` for empty (only when
+/// no destination has a positive weight).
+pub fn populate(m: u32, dests: &[Arc<Destination>]) -> Result<Box<[u32]>, SchedError> {
+    if dests.len() > m as usize {
+        return Err(SchedError::TooManyDestinations { sched: "maglev", count: dests.len(), table: m });
+    }
+    struct Entry {
+        h1: u64,
+        h2: u64,
+        key: ([u8; 16], u16),
+        index: u32,
+        weight: u64,
+        pos: u32,
+        skip: u32,
+        cum: u64,
+    }
+    let mut entries: Vec<Entry> = dests
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.weight() > 0)
+        .map(|(i, d)| {
+            let (h1, h2) = identity_hashes(&d.addr(), d.port());
+            Entry {
+                h1,
+                h2,
+                key: (addr16(&d.addr()), d.port()),
+                index: i as u32,
+                weight: d.weight().into(),
+                pos: (h1 % u64::from(m)) as u32,
+                skip: (h2 % u64::from(m - 1)) as u32 + 1,
+                cum: 0,
+            }
+        })
+        .collect();
+    entries.sort_unstable_by_key(|e| (e.h1, e.h2, e.key));
+    let mut table = vec![EMPTY; m as usize].into_boxed_slice();
+    match entries.len() {
+        0 => return Ok(table),
+        1 => {
+            table.fill(entries[0].index);
+            return Ok(table);
+        }
+        _ => {}
+    }
+    let max_w = entries.iter().map(|e| e.weight).max().unwrap_or(1);
+    let mut filled = 0u32;
+    loop {
+        for e in entries.iter_mut() {
+            e.cum += e.weight;
+            if e.cum < max_w {
+                continue;
+            }
+            e.cum -= max_w;
+            while table[e.pos as usize] != EMPTY {
+                e.pos += e.skip;
+                if e.pos >= m {
+                    e.pos -= m;
+                }
+            }
+            table[e.pos as usize] = e.index;
+            filled += 1;
+            if filled == m {
+                return Ok(table);
+            }
+        }
+    }
+}
+
+impl Maglev {
+    /// The slot of a flow hash.
+    #[inline]
+    pub fn slot(&self, hash: u64) -> u32 {
+        (((hash >> 32) * u64::from(self.m)) >> 32) as u32
+    }
+}
+
+impl Scheduler for Maglev {
+    fn name(&self) -> &'static str {
+        "maglev"
+    }
+
+    #[inline]
+    fn pick(&self, dests: &[Arc<Destination>], flow: &Flow) -> Option<usize> {
+        let slot = self.slot(flow_hash(flow));
+        let i = *self.table.get(slot as usize)?;
+        if i == EMPTY {
+            return None;
+        }
+        if dests.get(i as usize)?.is_eligible() {
+            return Some(i as usize);
+        }
+        if !self.flags.fallback() {
+            return None;
+        }
+        (1..self.m)
+            .map(|k| self.table[((slot + k) % self.m) as usize])
+            .find_map(|j| (j != EMPTY && dests.get(j as usize).is_some_and(|d| d.is_eligible())).then_some(j as usize))
+    }
+
+    fn rebuild(&self, dests: &[Arc<Destination>], _: Change) -> Result<Box<dyn Scheduler>, SchedError> {
+        Ok(Box::new(Maglev { m: self.m, flags: self.flags, table: populate(self.m, dests)? }))
+    }
+
+    fn lookup_table(&self) -> Option<&[u32]> {
+        Some(&self.table)
+    }
+}

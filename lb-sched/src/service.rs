@@ -1,0 +1,235 @@
+//! A virtual service: its destination list and scheduler, hot-reconfigurable while other
+//! threads pick.
+
+use core::fmt;
+use core::ops::Deref;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
+use parking_lot::Mutex;
+
+use crate::{registry, Change, DestConfig, DestId, Destination, Flow, SchedConfig, SchedError, Scheduler};
+
+/// One published state of a service: the destination list in IPVS order (newest first) and the
+/// scheduler built for exactly that list. Immutable once published, apart from the atomics the
+/// destinations and the scheduler hold.
+pub struct Snapshot {
+    dests: Box<[Arc<Destination>]>,
+    sched: Box<dyn Scheduler>,
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot").field("sched", &self.sched.name()).field("dests", &self.dests).finish()
+    }
+}
+
+impl Snapshot {
+    /// The destinations, newest first.
+    #[inline]
+    pub fn destinations(&self) -> &[Arc<Destination>] {
+        &self.dests
+    }
+
+    /// The scheduler.
+    #[inline]
+    pub fn scheduler(&self) -> &dyn Scheduler {
+        &*self.sched
+    }
+
+    /// Picks a destination for `flow` (no allocation, no lock).
+    #[inline]
+    pub fn pick(&self, flow: &Flow) -> Option<&Arc<Destination>> {
+        let i = self.sched.pick(&self.dests, flow)?;
+        self.dests.get(i)
+    }
+
+    /// The destination with this address and port.
+    pub fn find(&self, addr: IpAddr, port: u16) -> Option<&Arc<Destination>> {
+        self.dests.iter().find(|d| d.addr() == addr && d.port() == port)
+    }
+}
+
+/// A guard that keeps one [`Snapshot`] alive while it is read.
+pub struct SnapshotGuard(Guard<Arc<Snapshot>>);
+
+impl Deref for SnapshotGuard {
+    type Target = Snapshot;
+    #[inline]
+    fn deref(&self) -> &Snapshot {
+        &self.0
+    }
+}
+
+struct Writer {
+    next_id: u32,
+    config: SchedConfig,
+}
+
+/// A virtual service's destinations and scheduler.
+///
+/// Readers call [`Service::pick`] (or [`Service::snapshot`] and [`Snapshot::pick`]) from any
+/// number of threads without locking: the current [`Snapshot`] is read through `arc-swap`.
+/// Writers ([`Service::add`], [`Service::edit`], [`Service::remove`], [`Service::set_scheduler`])
+/// serialise among themselves on a mutex, build the next snapshot (which may allocate, e.g. a
+/// Maglev table) and publish it atomically. A pick that begins after a writer returned sees the
+/// writer's change: it never returns a destination that was removed or quiesced before it began.
+pub struct Service {
+    current: ArcSwap<Snapshot>,
+    writer: Mutex<Writer>,
+    no_dest: AtomicU64,
+}
+
+impl fmt::Debug for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Service").field("current", &*self.current.load()).finish()
+    }
+}
+
+impl Service {
+    /// An empty service scheduled by the registry's `sched` (e.g. `"wlc"`).
+    pub fn new(sched: &str, config: SchedConfig) -> Result<Self, SchedError> {
+        let s = registry::build(sched, &config, &[])?;
+        Ok(Service {
+            current: ArcSwap::from_pointee(Snapshot { dests: Box::new([]), sched: s }),
+            writer: Mutex::new(Writer { next_id: 0, config }),
+            no_dest: AtomicU64::new(0),
+        })
+    }
+
+    /// The current snapshot.
+    #[inline]
+    pub fn snapshot(&self) -> SnapshotGuard {
+        SnapshotGuard(self.current.load())
+    }
+
+    /// Picks a destination for a new connection of `flow`. Lock-free and allocation-free (the
+    /// returned `Arc` is a reference-count increment). `None` when no destination is available;
+    /// each `None` is counted ([`Service::no_destination_count`]).
+    #[inline]
+    pub fn pick(&self, flow: &Flow) -> Option<Arc<Destination>> {
+        let snap = self.current.load();
+        match snap.pick(flow) {
+            Some(d) => Some(Arc::clone(d)),
+            None => {
+                self.no_dest.fetch_add(1, Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Picks and hands the destination to `f` without touching its reference count.
+    #[inline]
+    pub fn pick_with<R>(&self, flow: &Flow, f: impl FnOnce(&Arc<Destination>) -> R) -> Option<R> {
+        let snap = self.current.load();
+        match snap.pick(flow) {
+            Some(d) => Some(f(d)),
+            None => {
+                self.no_dest.fetch_add(1, Relaxed);
+                None
+            }
+        }
+    }
+
+    /// How many picks found no destination.
+    pub fn no_destination_count(&self) -> u64 {
+        self.no_dest.load(Relaxed)
+    }
+
+    /// The destinations, newest first.
+    pub fn destinations(&self) -> Vec<Arc<Destination>> {
+        self.current.load().dests.to_vec()
+    }
+
+    /// The scheduler's registry name.
+    pub fn scheduler_name(&self) -> &'static str {
+        self.current.load().sched.name()
+    }
+
+    /// Adds a destination at the head of the list (IPVS order: newest first), as
+    /// `ipvsadm -a` does.
+    pub fn add(&self, cfg: DestConfig) -> Result<Arc<Destination>, SchedError> {
+        let mut w = self.writer.lock();
+        let cur = self.current.load_full();
+        if cur.find(cfg.addr, cfg.port).is_some() {
+            return Err(SchedError::DestExists(endpoint(cfg.addr, cfg.port)));
+        }
+        let dest = Arc::new(Destination::new(DestId(w.next_id), &cfg));
+        dest.apply(&cfg, true);
+        let mut dests = Vec::with_capacity(cur.dests.len() + 1);
+        dests.push(Arc::clone(&dest));
+        dests.extend(cur.dests.iter().cloned());
+        let sched = cur.sched.rebuild(&dests, Change::Added { index: 0 })?;
+        w.next_id += 1;
+        self.current.store(Arc::new(Snapshot { dests: dests.into_boxed_slice(), sched }));
+        Ok(dest)
+    }
+
+    /// Edits a destination's weight and thresholds, as `ipvsadm -e` does.
+    pub fn edit(&self, cfg: DestConfig) -> Result<Arc<Destination>, SchedError> {
+        let _w = self.writer.lock();
+        let cur = self.current.load_full();
+        let index = cur
+            .dests
+            .iter()
+            .position(|d| d.addr() == cfg.addr && d.port() == cfg.port)
+            .ok_or_else(|| SchedError::NoSuchDest(endpoint(cfg.addr, cfg.port)))?;
+        let dest = Arc::clone(&cur.dests[index]);
+        // Keep the old values to roll back if the scheduler refuses the new ones.
+        let saved = dest.save();
+        dest.apply(&cfg, false);
+        match cur.sched.rebuild(&cur.dests, Change::Edited { index }) {
+            Ok(sched) => {
+                self.current.store(Arc::new(Snapshot { dests: cur.dests.clone(), sched }));
+                Ok(dest)
+            }
+            Err(e) => {
+                dest.restore(saved);
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes a destination, as `ipvsadm -d` does: it leaves the list and loses AVAILABLE;
+    /// connections bound to it keep their `Arc` and decide what to do by
+    /// [`Destination::is_available`].
+    pub fn remove(&self, addr: IpAddr, port: u16) -> Result<Arc<Destination>, SchedError> {
+        let _w = self.writer.lock();
+        let cur = self.current.load_full();
+        let index = cur
+            .dests
+            .iter()
+            .position(|d| d.addr() == addr && d.port() == port)
+            .ok_or_else(|| SchedError::NoSuchDest(endpoint(addr, port)))?;
+        let mut dests = cur.dests.to_vec();
+        let dest = dests.remove(index);
+        let sched = cur.sched.rebuild(&dests, Change::Removed { index })?;
+        dest.mark_removed();
+        self.current.store(Arc::new(Snapshot { dests: dests.into_boxed_slice(), sched }));
+        Ok(dest)
+    }
+
+    /// Replaces the scheduler (ipvsadm `-E -s`), keeping the destinations.
+    pub fn set_scheduler(&self, sched: &str, config: SchedConfig) -> Result<(), SchedError> {
+        let mut w = self.writer.lock();
+        let cur = self.current.load_full();
+        let s = registry::build(sched, &config, &cur.dests)?;
+        w.config = config;
+        self.current.store(Arc::new(Snapshot { dests: cur.dests.clone(), sched: s }));
+        Ok(())
+    }
+
+    /// The scheduler configuration in force.
+    pub fn config(&self) -> SchedConfig {
+        self.writer.lock().config.clone()
+    }
+}
+
+fn endpoint(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
