@@ -2,7 +2,7 @@
 
 use core::fmt;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::Relaxed};
 
 /// The flag bits a destination carries (IPVS `IP_VS_DEST_F_*`).
 pub mod flags {
@@ -10,6 +10,52 @@ pub mod flags {
     pub const AVAILABLE: u32 = 0x0001;
     /// `IP_VS_DEST_F_OVERLOAD`: the upper connection threshold was reached; no scheduler picks it.
     pub const OVERLOAD: u32 = 0x0002;
+}
+
+/// How connections to a destination are forwarded (ipvsadm `-m`, `-g`, `-i`; IPVS
+/// `IP_VS_CONN_F_FWD_MASK` values). lb-sched only stores it; the connection tracker copies it
+/// into each connection and the rewriter acts on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum ForwardMethod {
+    /// NAT (`-m`, "masquerading"): requests DNATed to the real server, replies SNATed back.
+    Masq = 0,
+    /// Local node: the director itself serves.
+    Local = 1,
+    /// IP tunnelling (`-i`): the packet encapsulated to the real server.
+    Tunnel = 2,
+    /// Direct routing (`-g`, "gatewaying", ipvsadm's default): only the MAC changes.
+    #[default]
+    DirectRoute = 3,
+}
+
+impl ForwardMethod {
+    /// From the IPVS flag value (low 3 bits); BYPASS and unknown values are `None`.
+    pub const fn from_bits(b: u8) -> Option<Self> {
+        match b & 7 {
+            0 => Some(ForwardMethod::Masq),
+            1 => Some(ForwardMethod::Local),
+            2 => Some(ForwardMethod::Tunnel),
+            3 => Some(ForwardMethod::DirectRoute),
+            _ => None,
+        }
+    }
+
+    /// ipvsadm's name of the method ("Masq", "Local", "Tunnel", "Route").
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ForwardMethod::Masq => "Masq",
+            ForwardMethod::Local => "Local",
+            ForwardMethod::Tunnel => "Tunnel",
+            ForwardMethod::DirectRoute => "Route",
+        }
+    }
+
+    /// Whether the director sees only the client → server half (every method but NAT): IPVS
+    /// sets `IP_VS_CONN_F_NOOUTPUT` on such connections.
+    pub const fn is_half_connection(self) -> bool {
+        !matches!(self, ForwardMethod::Masq)
+    }
 }
 
 /// A destination's identity within its service: assigned when it is added, never reused.
@@ -35,12 +81,20 @@ pub struct DestConfig {
     pub u_threshold: u32,
     /// Lower connection threshold (`-y`); 0 = none. Below it OVERLOAD is cleared.
     pub l_threshold: u32,
+    /// Forwarding method (`-g` by default, as ipvsadm).
+    pub fwd: ForwardMethod,
 }
 
 impl DestConfig {
     /// A destination with weight 1 (ipvsadm's default) and no thresholds.
     pub fn new(addr: IpAddr, port: u16) -> Self {
-        DestConfig { addr, port, weight: 1, u_threshold: 0, l_threshold: 0 }
+        DestConfig { addr, port, weight: 1, u_threshold: 0, l_threshold: 0, fwd: ForwardMethod::DirectRoute }
+    }
+
+    /// The same with another forwarding method.
+    pub fn fwd(mut self, fwd: ForwardMethod) -> Self {
+        self.fwd = fwd;
+        self
     }
 
     /// The same with another weight.
@@ -72,6 +126,7 @@ pub struct Destination {
     u_threshold: AtomicU32,
     l_threshold: AtomicU32,
     flags: AtomicU32,
+    fwd: AtomicU8,
     active: AtomicU32,
     inactive: AtomicU32,
     persist: AtomicU32,
@@ -105,6 +160,7 @@ impl Destination {
             u_threshold: AtomicU32::new(cfg.u_threshold),
             l_threshold: AtomicU32::new(cfg.l_threshold),
             flags: AtomicU32::new(flags::AVAILABLE),
+            fwd: AtomicU8::new(cfg.fwd as u8),
             active: AtomicU32::new(0),
             inactive: AtomicU32::new(0),
             persist: AtomicU32::new(0),
@@ -145,6 +201,11 @@ impl Destination {
     #[inline]
     pub fn l_threshold(&self) -> u32 {
         self.l_threshold.load(Relaxed)
+    }
+    /// Forwarding method for new connections.
+    #[inline]
+    pub fn fwd(&self) -> ForwardMethod {
+        ForwardMethod::from_bits(self.fwd.load(Relaxed)).unwrap_or_default()
     }
     /// The flag bits ([`flags`]).
     #[inline]
@@ -207,16 +268,18 @@ impl Destination {
             self.last_weight.store(cfg.weight, Relaxed);
         }
         self.weight.store(cfg.weight, Relaxed);
+        self.fwd.store(cfg.fwd as u8, Relaxed);
         self.flags.fetch_or(flags::AVAILABLE, Relaxed);
     }
 
     /// The operator-set fields, to undo an edit a scheduler refused.
-    pub(crate) fn save(&self) -> [u32; 5] {
-        [self.weight(), self.last_weight(), self.u_threshold(), self.l_threshold(), self.flags()]
+    pub(crate) fn save(&self) -> [u32; 6] {
+        [self.weight(), self.last_weight(), self.u_threshold(), self.l_threshold(), self.flags(), self.fwd() as u32]
     }
 
     /// Undoes an edit (see [`Destination::save`]).
-    pub(crate) fn restore(&self, s: [u32; 5]) {
+    pub(crate) fn restore(&self, s: [u32; 6]) {
+        self.fwd.store(s[5] as u8, Relaxed);
         self.weight.store(s[0], Relaxed);
         self.last_weight.store(s[1], Relaxed);
         self.u_threshold.store(s[2], Relaxed);

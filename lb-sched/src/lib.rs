@@ -53,7 +53,7 @@ pub mod twos;
 pub mod wlc;
 pub mod wrr;
 
-pub use dest::{flags, DestConfig, DestId, Destination};
+pub use dest::{flags, DestConfig, DestId, Destination, ForwardMethod};
 pub use flow::{fold_addr, Flow, Protocol};
 pub use sched::{Change, RandomSource, SchedConfig, SchedError, SchedFlags, Scheduler, SplitMix64};
 pub use service::{Service, Snapshot, SnapshotGuard};
