@@ -1,0 +1,478 @@
+//! NAT (IPVS "masquerading", `reference/ipvs.md` §4.3, §4.6) and DR (§4.4), and the forwarding
+//! steps every mode shares (§4.1, §4.2): next-hop MACs, TTL / hop limit, MTU.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::checksum::{self, Update};
+use crate::error::RewriteError;
+use crate::frag;
+use crate::frame::{FragmentSink, FrameBuf, NextHop, Verdict};
+use crate::parse::{IpVersion, Packet};
+use crate::wire::{self, get_mut, icmp, ipv4, ipv6, tcp, udp};
+use lb_sched::Protocol;
+
+/// How a packet relates to the egress MTU (`ensure_mtu_is_adequate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fit {
+    Fits,
+    /// IPv4 that may be fragmented: without DF, or an ICMP error (IPVS skips the DF check for
+    /// those and the kernel then fragments them, `ignore_df`).
+    Fragment,
+    TooBig(u16),
+}
+
+#[inline(always)]
+pub(crate) fn fit(pkt: &Packet, len: usize, mtu: u16) -> Fit {
+    if len <= usize::from(mtu) {
+        Fit::Fits
+    } else if pkt.version() == IpVersion::V4 && (!pkt.df() || pkt.quote().is_some()) {
+        Fit::Fragment
+    } else {
+        Fit::TooBig(mtu)
+    }
+}
+
+/// The IP header of `pkt` in `f`, checked against the packet (bounds and version nibble).
+#[inline(always)]
+pub(crate) fn ip_header_mut<'a, const N: usize>(
+    f: &'a mut [u8],
+    pkt: &Packet,
+) -> Result<&'a mut [u8; N], RewriteError> {
+    let h: &mut [u8; N] = get_mut(f, pkt.l3()).ok_or(RewriteError::PacketMismatch)?;
+    let want = match pkt.version() {
+        IpVersion::V4 => 4,
+        IpVersion::V6 => 6,
+    };
+    match h.first() {
+        Some(b) if b >> 4 == want => Ok(h),
+        _ => Err(RewriteError::PacketMismatch),
+    }
+}
+
+/// Decrements an IPv4 TTL and returns the matching header-checksum update (not applied).
+#[inline(always)]
+pub(crate) fn ttl_down_v4(h: &mut [u8; ipv4::MIN_HEADER_LEN]) -> Update {
+    let old = wire::rd16(h, ipv4::TTL);
+    h[ipv4::TTL] = h[ipv4::TTL].wrapping_sub(1);
+    Update::new().replace_u16(old, wire::rd16(h, ipv4::TTL))
+}
+
+/// Decrements an IPv4 TTL and updates the header checksum.
+#[inline(always)]
+pub(crate) fn ttl_down_v4_apply(h: &mut [u8; ipv4::MIN_HEADER_LEN]) {
+    let up = ttl_down_v4(h);
+    let c = up.apply(wire::rd16(h, ipv4::CHECKSUM));
+    wire::wr16(h, ipv4::CHECKSUM, c);
+}
+
+#[inline(always)]
+pub(crate) fn set_macs(f: &mut [u8], hop: &NextHop) -> Result<(), RewriteError> {
+    let m: &mut [u8; 12] = get_mut(f, 0).ok_or(RewriteError::PacketMismatch)?;
+    let (dst, src) = m.split_at_mut(6);
+    dst.copy_from_slice(&hop.dst_mac.0);
+    src.copy_from_slice(&hop.src_mac.0);
+    Ok(())
+}
+
+/// The last step of every mode: fragment if the MTU requires it.
+#[inline(always)]
+fn finish(frame: &mut FrameBuf<'_>, pkt: &Packet, fit: Fit, mtu: u16, frags: &mut dyn FragmentSink) -> Verdict {
+    match fit {
+        Fit::Fits | Fit::TooBig(_) => Verdict::Forward,
+        Fit::Fragment => fragment_in_place(frame, pkt.l3(), mtu, frags),
+    }
+}
+
+#[cold]
+fn fragment_in_place(frame: &mut FrameBuf<'_>, l2: usize, mtu: u16, frags: &mut dyn FragmentSink) -> Verdict {
+    let (buf, start) = frame.raw();
+    match frag::fragment_ipv4(buf, start, l2, mtu, frags) {
+        Ok(count) => Verdict::Fragmented { count },
+        // The header was checked by the caller and `mtu` too (`check_fragmentable`): not reached.
+        Err(_) => Verdict::Fragmented { count: 0 },
+    }
+}
+
+/// Refuses, before any change, an MTU that cannot carry the IPv4 header plus 8 bytes.
+#[inline(always)]
+fn check_fragmentable(fit: Fit, l4_minus_l3: usize, mtu: u16) -> Result<(), RewriteError> {
+    if fit == Fit::Fragment && usize::from(mtu) < l4_minus_l3.min(ipv4::MAX_HEADER_LEN) + 8 {
+        return Err(RewriteError::MtuTooSmall);
+    }
+    Ok(())
+}
+
+/// DR (`ip_vs_dr_xmit`): only the next-hop MACs, the TTL / hop limit and the IPv4 header checksum
+/// (updated incrementally) change. Addresses and ports stay: the real server owns the VIP.
+///
+/// Returns [`Verdict::TimeExceeded`] for TTL ≤ 1, [`Verdict::TooBig`] when the packet exceeds
+/// `hop.mtu` and may not be fragmented, [`Verdict::Fragmented`] when it may.
+pub fn dr(
+    frame: &mut FrameBuf<'_>,
+    pkt: &Packet,
+    hop: &NextHop,
+    frags: &mut dyn FragmentSink,
+) -> Result<Verdict, RewriteError> {
+    let fit = fit(pkt, pkt.ip_len(), hop.mtu);
+    check_fragmentable(fit, pkt.l4() - pkt.l3(), hop.mtu)?;
+    let f = frame.frame_mut();
+    if pkt.ip_end() > f.len() {
+        return Err(RewriteError::PacketMismatch);
+    }
+    match pkt.version() {
+        IpVersion::V4 => {
+            let h: &mut [u8; ipv4::MIN_HEADER_LEN] = ip_header_mut(f, pkt)?;
+            if h[ipv4::TTL] <= 1 {
+                return Ok(Verdict::TimeExceeded);
+            }
+            ttl_down_v4_apply(h);
+        }
+        IpVersion::V6 => {
+            let h: &mut [u8; ipv6::HEADER_LEN] = ip_header_mut(f, pkt)?;
+            if h[ipv6::HOP_LIMIT] <= 1 {
+                return Ok(Verdict::TimeExceeded);
+            }
+            h[ipv6::HOP_LIMIT] -= 1;
+        }
+    }
+    if let Fit::TooBig(mtu) = fit {
+        return Ok(Verdict::TooBig { mtu });
+    }
+    set_macs(f, hop)?;
+    Ok(finish(frame, pkt, fit, hop.mtu, frags))
+}
+
+/// Which end of the packet NAT rewrites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Src,
+    Dst,
+}
+
+/// NAT of a request (`ip_vs_nat_xmit` + the protocol's `dnat_handler`): destination address and
+/// port become the real server's `to`.
+///
+/// TCP and UDP checksums are updated incrementally (pseudo-header included), as is the IPv4 header
+/// checksum; a UDP checksum of zero gets a full computation (IPVS does this; a computed zero is
+/// stored as `0xFFFF`), except in a first fragment, where it stays zero. ICMP echo and other
+/// non-error ICMP only get the address (and the ICMPv6 checksum). ICMP errors are refused with
+/// [`RewriteError::IcmpErrorPacket`]: use [`nat_icmp_in`].
+///
+/// Verdicts as for [`dr`]; `to` must have the packet's IP family.
+pub fn dnat(
+    frame: &mut FrameBuf<'_>,
+    pkt: &Packet,
+    hop: &NextHop,
+    to: SocketAddr,
+    frags: &mut dyn FragmentSink,
+) -> Result<Verdict, RewriteError> {
+    nat(frame, pkt, hop, End::Dst, to, frags)
+}
+
+/// NAT of a reply (`handle_response` + the protocol's `snat_handler`): source address and port
+/// become the virtual service's `from`. Checksums and verdicts as for [`dnat`].
+pub fn snat(
+    frame: &mut FrameBuf<'_>,
+    pkt: &Packet,
+    hop: &NextHop,
+    from: SocketAddr,
+    frags: &mut dyn FragmentSink,
+) -> Result<Verdict, RewriteError> {
+    nat(frame, pkt, hop, End::Src, from, frags)
+}
+
+#[inline(always)]
+fn nat(
+    frame: &mut FrameBuf<'_>,
+    pkt: &Packet,
+    hop: &NextHop,
+    end: End,
+    to: SocketAddr,
+    frags: &mut dyn FragmentSink,
+) -> Result<Verdict, RewriteError> {
+    if pkt.quote().is_some() {
+        return Err(RewriteError::IcmpErrorPacket);
+    }
+    if IpVersion::of(&to.ip()) != pkt.version() {
+        return Err(RewriteError::FamilyMismatch);
+    }
+    let fit = fit(pkt, pkt.ip_len(), hop.mtu);
+    check_fragmentable(fit, pkt.l4() - pkt.l3(), hop.mtu)?;
+    let f = frame.frame_mut();
+    let l4_at = pkt.l4();
+    if pkt.ip_end() > f.len() || l4_at < pkt.l3() {
+        return Err(RewriteError::PacketMismatch);
+    }
+    let (head, rest) = f.split_at_mut(l4_at);
+    let l4 = rest.get_mut(..pkt.ip_end() - l4_at).unwrap_or(&mut []);
+    // Everything the rewrite touches is checked before the first write.
+    let min_l4 = match pkt.flow().proto {
+        Protocol::Tcp => tcp::HEADER_LEN,
+        Protocol::Udp | Protocol::Icmpv6 => udp::HEADER_LEN,
+        Protocol::Icmp => 0,
+    };
+    if l4.len() < min_l4 {
+        return Err(RewriteError::PacketMismatch);
+    }
+    let port_at = match end {
+        End::Src => tcp::SRC_PORT,
+        End::Dst => tcp::DST_PORT,
+    };
+
+    let addr_up = match (pkt.version(), to.ip()) {
+        (IpVersion::V4, IpAddr::V4(new)) => {
+            let h: &mut [u8; ipv4::MIN_HEADER_LEN] = ip_header_mut(head, pkt)?;
+            if h[ipv4::TTL] <= 1 {
+                return Ok(Verdict::TimeExceeded);
+            }
+            if let Fit::TooBig(mtu) = fit {
+                ttl_down_v4_apply(h);
+                return Ok(Verdict::TooBig { mtu });
+            }
+            let at = match end {
+                End::Src => ipv4::SRC,
+                End::Dst => ipv4::DST,
+            };
+            let field: &mut [u8; 4] = get_mut(h, at).ok_or(RewriteError::PacketMismatch)?;
+            let old = u32::from_be_bytes(*field);
+            *field = new.octets();
+            let addr_up = Update::new().replace_u32(old, u32::from(new));
+            let ip_up = ttl_down_v4(h).then(addr_up);
+            let c = ip_up.apply(wire::rd16(h, ipv4::CHECKSUM));
+            wire::wr16(h, ipv4::CHECKSUM, c);
+            addr_up
+        }
+        (IpVersion::V6, IpAddr::V6(new)) => {
+            let h: &mut [u8; ipv6::HEADER_LEN] = ip_header_mut(head, pkt)?;
+            if h[ipv6::HOP_LIMIT] <= 1 {
+                return Ok(Verdict::TimeExceeded);
+            }
+            h[ipv6::HOP_LIMIT] -= 1;
+            if let Fit::TooBig(mtu) = fit {
+                return Ok(Verdict::TooBig { mtu });
+            }
+            let at = match end {
+                End::Src => ipv6::SRC,
+                End::Dst => ipv6::DST,
+            };
+            let field: &mut [u8; 16] = get_mut(h, at).ok_or(RewriteError::PacketMismatch)?;
+            let up = Update::new().replace_bytes(field, &new.octets());
+            *field = new.octets();
+            up
+        }
+        _ => return Err(RewriteError::FamilyMismatch),
+    };
+
+    match pkt.flow().proto {
+        Protocol::Tcp => {
+            if let Some(t) = get_mut::<{ tcp::HEADER_LEN }>(l4, 0) {
+                let old = wire::rd16(t, port_at);
+                wire::wr16(t, port_at, to.port());
+                let c = addr_up.replace_u16(old, to.port()).apply(wire::rd16(t, tcp::CHECKSUM));
+                wire::wr16(t, tcp::CHECKSUM, c);
+            }
+        }
+        Protocol::Udp => {
+            let check = get_mut::<{ udp::HEADER_LEN }>(l4, 0).map_or(0, |u| {
+                let old = wire::rd16(u, port_at);
+                wire::wr16(u, port_at, to.port());
+                let check = wire::rd16(u, udp::CHECKSUM);
+                if check != 0 {
+                    wire::wr16(u, udp::CHECKSUM, addr_up.replace_u16(old, to.port()).apply_udp(check));
+                }
+                check
+            });
+            if check == 0 && !pkt.is_first_fragment() {
+                udp_full_checksum(head, pkt, l4);
+            }
+        }
+        Protocol::Icmpv6 => {
+            if let Some(i) = get_mut::<{ icmp::HEADER_LEN }>(l4, 0) {
+                let c = addr_up.apply(wire::rd16(i, icmp::CHECKSUM));
+                wire::wr16(i, icmp::CHECKSUM, c);
+            }
+        }
+        // The ICMPv4 checksum covers the ICMP message only.
+        Protocol::Icmp => {}
+    }
+    set_macs(f, hop)?;
+    Ok(finish(frame, pkt, fit, hop.mtu, frags))
+}
+
+/// Computes the UDP checksum of the datagram at the start of `l4` (its length field says how
+/// long it is) over the pseudo-header of the IP header in `head`, as IPVS does for a zero one.
+#[cold]
+fn udp_full_checksum(head: &[u8], pkt: &Packet, l4: &mut [u8]) {
+    let Some(u) = wire::get::<{ udp::HEADER_LEN }>(l4, 0) else { return };
+    let len = wire::rd16(u, udp::LENGTH);
+    let pseudo = match pseudo_header(head, pkt, 17, u32::from(len)) {
+        Some(p) => p,
+        None => return,
+    };
+    let Some(dgram) = l4.get_mut(..usize::from(len)) else { return };
+    if let Some(u) = get_mut::<{ udp::HEADER_LEN }>(dgram, 0) {
+        wire::wr16(u, udp::CHECKSUM, 0);
+    }
+    let c = checksum::udp_wire(pseudo.add_bytes(dgram).checksum());
+    if let Some(u) = get_mut::<{ udp::HEADER_LEN }>(dgram, 0) {
+        wire::wr16(u, udp::CHECKSUM, c);
+    }
+}
+
+/// The pseudo-header sum of the packet whose IP header is in `head`.
+pub(crate) fn pseudo_header(head: &[u8], pkt: &Packet, protocol: u8, len: u32) -> Option<checksum::Sum> {
+    match pkt.version() {
+        IpVersion::V4 => {
+            let h: &[u8; ipv4::MIN_HEADER_LEN] = wire::get(head, pkt.l3())?;
+            let src = wire::get::<4>(h, ipv4::SRC)?;
+            let dst = wire::get::<4>(h, ipv4::DST)?;
+            Some(checksum::pseudo_header_v4(src, dst, protocol, len as u16))
+        }
+        IpVersion::V6 => {
+            let h: &[u8; ipv6::HEADER_LEN] = wire::get(head, pkt.l3())?;
+            let src = wire::get::<16>(h, ipv6::SRC)?;
+            let dst = wire::get::<16>(h, ipv6::DST)?;
+            Some(checksum::pseudo_header_v6(src, dst, protocol, len))
+        }
+    }
+}
+
+/// NAT of an ICMP error from the client side about a reply of a connection (`ip_vs_nat_icmp`,
+/// inout = 0): the outer destination (the VIP) and the quoted source address and port
+/// (VIP:vport) become the real server's `rs`.
+///
+/// The outer and quoted IPv4 header checksums are updated incrementally; the ICMP checksum is
+/// verified first ([`RewriteError::BadIcmpChecksum`], as IPVS drops those) and then fully
+/// recomputed (ICMPv6 with the pseudo-header). The quoted transport checksum is left as IPVS
+/// leaves it. TTL and MTU as for [`dr`] (an IPv4 ICMP error is fragmented even with DF, as the
+/// kernel does; an IPv6 one that is too big gets [`Verdict::TooBig`], to which no reply may be
+/// sent).
+pub fn nat_icmp_in(
+    frame: &mut FrameBuf<'_>,
+    pkt: &Packet,
+    hop: &NextHop,
+    rs: SocketAddr,
+    frags: &mut dyn FragmentSink,
+) -> Result<Verdict, RewriteError> {
+    nat_icmp(frame, pkt, hop, End::Dst, rs, frags)
+}
+
+/// NAT of an ICMP error from the real-server side about a request of a connection
+/// (`ip_vs_nat_icmp`, inout = 1): the outer source (the real server or a router near it), the
+/// quoted destination address and port (RS:port) become the virtual service's `vs`. Checksums and
+/// verdicts as for [`nat_icmp_in`].
+pub fn nat_icmp_out(
+    frame: &mut FrameBuf<'_>,
+    pkt: &Packet,
+    hop: &NextHop,
+    vs: SocketAddr,
+    frags: &mut dyn FragmentSink,
+) -> Result<Verdict, RewriteError> {
+    nat_icmp(frame, pkt, hop, End::Src, vs, frags)
+}
+
+/// `outer` is the end of the outer header that changes; the quoted packet changes at the other
+/// end (the quote travels the opposite way).
+fn nat_icmp(
+    frame: &mut FrameBuf<'_>,
+    pkt: &Packet,
+    hop: &NextHop,
+    outer: End,
+    to: SocketAddr,
+    frags: &mut dyn FragmentSink,
+) -> Result<Verdict, RewriteError> {
+    let quote = *pkt.quote().ok_or(RewriteError::NotIcmpError)?;
+    if IpVersion::of(&to.ip()) != pkt.version() {
+        return Err(RewriteError::FamilyMismatch);
+    }
+    let fit = fit(pkt, pkt.ip_len(), hop.mtu);
+    check_fragmentable(fit, pkt.l4() - pkt.l3(), hop.mtu)?;
+    let f = frame.frame_mut();
+    let (l3, l4_at, end) = (pkt.l3(), pkt.l4(), pkt.ip_end());
+    let quote_ip_min = match pkt.version() {
+        IpVersion::V4 => ipv4::MIN_HEADER_LEN,
+        IpVersion::V6 => ipv6::HEADER_LEN,
+    };
+    if end > f.len()
+        || !(l3 < l4_at && l4_at < quote.l3() && quote.l3() + quote_ip_min <= quote.l4() && quote.l4() + 8 <= end)
+    {
+        return Err(RewriteError::PacketMismatch);
+    }
+    // Verify the ICMP checksum before anything changes.
+    let (head, rest) = f.split_at_mut(l4_at);
+    let msg = rest.get_mut(..end - l4_at).unwrap_or(&mut []);
+    let icmp_sum = match pkt.version() {
+        IpVersion::V4 => checksum::Sum::new(),
+        IpVersion::V6 => pseudo_header(head, pkt, 58, msg.len() as u32).ok_or(RewriteError::PacketMismatch)?,
+    };
+    if icmp_sum.add_bytes(msg).fold() != 0xFFFF {
+        return Err(RewriteError::BadIcmpChecksum);
+    }
+    let q_l3 = quote.l3() - l4_at;
+    let q_l4 = quote.l4() - l4_at;
+    let (quote_addr_at, quote_port_at) = match outer {
+        // Outer destination changes: the quote's source.
+        End::Dst => (0, tcp::SRC_PORT),
+        End::Src => (1, tcp::DST_PORT),
+    };
+
+    match (pkt.version(), to.ip()) {
+        (IpVersion::V4, IpAddr::V4(new)) => {
+            let h: &mut [u8; ipv4::MIN_HEADER_LEN] = ip_header_mut(head, pkt)?;
+            if h[ipv4::TTL] <= 1 {
+                return Ok(Verdict::TimeExceeded);
+            }
+            // An IPv4 ICMP error always fits (`Fit::Fragment` at worst).
+            let at = if outer == End::Dst { ipv4::DST } else { ipv4::SRC };
+            let field: &mut [u8; 4] = get_mut(h, at).ok_or(RewriteError::PacketMismatch)?;
+            let old = u32::from_be_bytes(*field);
+            *field = new.octets();
+            let up = ttl_down_v4(h).replace_u32(old, u32::from(new));
+            let c = up.apply(wire::rd16(h, ipv4::CHECKSUM));
+            wire::wr16(h, ipv4::CHECKSUM, c);
+
+            let qh: &mut [u8; ipv4::MIN_HEADER_LEN] = get_mut(msg, q_l3).ok_or(RewriteError::PacketMismatch)?;
+            let at = if quote_addr_at == 0 { ipv4::SRC } else { ipv4::DST };
+            let field: &mut [u8; 4] = get_mut(qh, at).ok_or(RewriteError::PacketMismatch)?;
+            let old = u32::from_be_bytes(*field);
+            *field = new.octets();
+            let c = Update::new().replace_u32(old, u32::from(new)).apply(wire::rd16(qh, ipv4::CHECKSUM));
+            wire::wr16(qh, ipv4::CHECKSUM, c);
+        }
+        (IpVersion::V6, IpAddr::V6(new)) => {
+            let h: &mut [u8; ipv6::HEADER_LEN] = ip_header_mut(head, pkt)?;
+            if h[ipv6::HOP_LIMIT] <= 1 {
+                return Ok(Verdict::TimeExceeded);
+            }
+            h[ipv6::HOP_LIMIT] -= 1;
+            if let Fit::TooBig(mtu) = fit {
+                return Ok(Verdict::TooBig { mtu });
+            }
+            let at = if outer == End::Dst { ipv6::DST } else { ipv6::SRC };
+            *get_mut::<16>(h, at).ok_or(RewriteError::PacketMismatch)? = new.octets();
+            let qh: &mut [u8; ipv6::HEADER_LEN] = get_mut(msg, q_l3).ok_or(RewriteError::PacketMismatch)?;
+            let at = if quote_addr_at == 0 { ipv6::SRC } else { ipv6::DST };
+            *get_mut::<16>(qh, at).ok_or(RewriteError::PacketMismatch)? = new.octets();
+        }
+        _ => return Err(RewriteError::FamilyMismatch),
+    }
+    if quote.flow().proto.has_ports() {
+        if let Some(t) = get_mut::<8>(msg, q_l4) {
+            wire::wr16(t, quote_port_at, to.port());
+        }
+    }
+    // The ICMP checksum, recomputed over the whole message.
+    if let Some(i) = get_mut::<{ icmp::HEADER_LEN }>(msg, 0) {
+        wire::wr16(i, icmp::CHECKSUM, 0);
+    }
+    let sum = match pkt.version() {
+        IpVersion::V4 => checksum::Sum::new(),
+        IpVersion::V6 => pseudo_header(head, pkt, 58, msg.len() as u32).ok_or(RewriteError::PacketMismatch)?,
+    };
+    let c = sum.add_bytes(msg).checksum();
+    if let Some(i) = get_mut::<{ icmp::HEADER_LEN }>(msg, 0) {
+        wire::wr16(i, icmp::CHECKSUM, c);
+    }
+    set_macs(f, hop)?;
+    Ok(finish(frame, pkt, fit, hop.mtu, frags))
+}

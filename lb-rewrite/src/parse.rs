@@ -1,0 +1,527 @@
+//! Parsing a frame into a [`Packet`]: the flow, the offsets a rewriter needs, and the few header
+//! facts the pipeline decides on (TCP flags, TTL, DF, ICMP error quotes). Nothing is copied.
+
+use core::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use lb_sched::{Flow, Protocol};
+
+use crate::error::ParseError;
+use crate::wire::{self, be16, eth, get, icmp, ipv4, ipv6, proto, tcp, udp};
+
+/// The IP version of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IpVersion {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl IpVersion {
+    /// The version of an address.
+    #[inline]
+    pub const fn of(addr: &IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(_) => IpVersion::V4,
+            IpAddr::V6(_) => IpVersion::V6,
+        }
+    }
+
+    /// The ethertype that carries this version.
+    #[inline]
+    pub const fn ethertype(self) -> u16 {
+        match self {
+            IpVersion::V4 => eth::IPV4,
+            IpVersion::V6 => eth::IPV6,
+        }
+    }
+}
+
+/// The eight TCP flag bits (byte 13 of the TCP header, [RFC 9293 §3.1]).
+///
+/// [RFC 9293 §3.1]: https://www.rfc-editor.org/rfc/rfc9293#section-3.1
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// PSH.
+    pub const PSH: u8 = 0x08;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+    /// URG.
+    pub const URG: u8 = 0x20;
+    /// ECE.
+    pub const ECE: u8 = 0x40;
+    /// CWR.
+    pub const CWR: u8 = 0x80;
+
+    /// Whether every bit of `mask` is set.
+    #[inline]
+    pub const fn contains(self, mask: u8) -> bool {
+        self.0 & mask == mask
+    }
+    /// SYN set.
+    #[inline]
+    pub const fn syn(self) -> bool {
+        self.contains(Self::SYN)
+    }
+    /// ACK set.
+    #[inline]
+    pub const fn ack(self) -> bool {
+        self.contains(Self::ACK)
+    }
+    /// FIN set.
+    #[inline]
+    pub const fn fin(self) -> bool {
+        self.contains(Self::FIN)
+    }
+    /// RST set.
+    #[inline]
+    pub const fn rst(self) -> bool {
+        self.contains(Self::RST)
+    }
+}
+
+impl fmt::Display for TcpFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const NAMES: [(u8, char); 8] = [
+            (TcpFlags::CWR, 'W'),
+            (TcpFlags::ECE, 'E'),
+            (TcpFlags::URG, 'U'),
+            (TcpFlags::ACK, 'A'),
+            (TcpFlags::PSH, 'P'),
+            (TcpFlags::RST, 'R'),
+            (TcpFlags::SYN, 'S'),
+            (TcpFlags::FIN, 'F'),
+        ];
+        for (bit, c) in NAMES {
+            if self.0 & bit != 0 {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The packet quoted inside an ICMP / ICMPv6 error (destination unreachable, source quench,
+/// time exceeded, parameter problem, packet too big): the packet of a connection that the error
+/// is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpQuote {
+    flow: Flow,
+    l3: u32,
+    l4: u32,
+}
+
+impl IcmpQuote {
+    /// The quoted packet's flow, as that packet carried it (for an error about a reply, the
+    /// source is the virtual service).
+    #[inline]
+    pub const fn flow(&self) -> &Flow {
+        &self.flow
+    }
+    /// Offset of the quoted IP header in the frame.
+    #[inline]
+    pub const fn l3(&self) -> usize {
+        self.l3 as usize
+    }
+    /// Offset of the quoted transport header in the frame (at least 8 bytes of it are present).
+    #[inline]
+    pub const fn l4(&self) -> usize {
+        self.l4 as usize
+    }
+}
+
+const BIT_DF: u8 = 1;
+const BIT_FIRST_FRAGMENT: u8 = 2;
+
+/// What [`parse`] found in a frame: the [`Flow`], the offsets of each layer, and the header
+/// facts a load balancer decides on. Small and `Copy`; it borrows nothing.
+///
+/// A `Packet` describes the frame it was parsed from. The rewriters take both; given another
+/// frame they stay panic-free and inside the frame, but the result is meaningless (most such
+/// mix-ups are caught as [`RewriteError::PacketMismatch`](crate::RewriteError::PacketMismatch)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet {
+    flow: Flow,
+    quote: Option<IcmpQuote>,
+    l3: u32,
+    l4: u32,
+    ip_end: u32,
+    version: IpVersion,
+    ttl: u8,
+    vlan_tags: u8,
+    bits: u8,
+    tcp_flags: TcpFlags,
+    icmp_type: u8,
+    icmp_code: u8,
+}
+
+impl Packet {
+    /// The 5-tuple. ICMP and ICMPv6 have ports 0.
+    #[inline]
+    pub const fn flow(&self) -> &Flow {
+        &self.flow
+    }
+    /// IPv4 or IPv6.
+    #[inline]
+    pub const fn version(&self) -> IpVersion {
+        self.version
+    }
+    /// Length of the L2 header (Ethernet and VLAN tags) = offset of the IP header.
+    #[inline]
+    pub const fn l3(&self) -> usize {
+        self.l3 as usize
+    }
+    /// Offset of the transport header (after IPv4 options or IPv6 extension headers).
+    #[inline]
+    pub const fn l4(&self) -> usize {
+        self.l4 as usize
+    }
+    /// Offset just past the IP packet. The frame may hold Ethernet padding after it.
+    #[inline]
+    pub const fn ip_end(&self) -> usize {
+        self.ip_end as usize
+    }
+    /// Length of the IP packet (IPv4 total length, or 40 + IPv6 payload length).
+    #[inline]
+    pub const fn ip_len(&self) -> usize {
+        (self.ip_end - self.l3) as usize
+    }
+    /// Number of VLAN tags (0, 1 or 2).
+    #[inline]
+    pub const fn vlan_tags(&self) -> u8 {
+        self.vlan_tags
+    }
+    /// IPv4 TTL or IPv6 hop limit, as received.
+    #[inline]
+    pub const fn ttl(&self) -> u8 {
+        self.ttl
+    }
+    /// The IPv4 don't-fragment bit (always `false` for IPv6, which routers never fragment).
+    #[inline]
+    pub const fn df(&self) -> bool {
+        self.bits & BIT_DF != 0
+    }
+    /// The packet is the first fragment of a larger datagram (IPv4 MF set with offset 0, or an
+    /// IPv6 fragment header with M set and offset 0): its transport checksum covers bytes that
+    /// are not in this frame.
+    #[inline]
+    pub const fn is_first_fragment(&self) -> bool {
+        self.bits & BIT_FIRST_FRAGMENT != 0
+    }
+    /// TCP flags (empty for other protocols).
+    #[inline]
+    pub const fn tcp_flags(&self) -> TcpFlags {
+        self.tcp_flags
+    }
+    /// ICMP / ICMPv6 type and code, for those protocols.
+    #[inline]
+    pub const fn icmp_type_code(&self) -> Option<(u8, u8)> {
+        match self.flow.proto {
+            Protocol::Icmp | Protocol::Icmpv6 => Some((self.icmp_type, self.icmp_code)),
+            _ => None,
+        }
+    }
+    /// For an ICMP / ICMPv6 error that quotes a packet, that packet.
+    #[inline]
+    pub const fn quote(&self) -> Option<&IcmpQuote> {
+        self.quote.as_ref()
+    }
+    /// Whether the packet is an ICMP / ICMPv6 error message of any type (no ICMP error may be
+    /// sent about it).
+    #[inline]
+    pub const fn is_icmp_error(&self) -> bool {
+        match self.flow.proto {
+            Protocol::Icmp => icmp::v4_is_error(self.icmp_type),
+            Protocol::Icmpv6 => icmp::v6_is_error(self.icmp_type),
+            _ => false,
+        }
+    }
+}
+
+/// Parses an Ethernet frame: up to two VLAN tags (0x8100, 0x88a8), IPv4 (options skipped) or
+/// IPv6 (hop-by-hop, routing, destination-options and first-fragment headers skipped), then TCP,
+/// UDP, ICMP or ICMPv6. For ICMP errors the quoted packet is parsed too.
+///
+/// Never panics and never reads outside `frame`, whatever it holds. Bytes after the IP packet
+/// (Ethernet padding) are ignored. IPv4 and IPv6 fragments other than the first, and anything
+/// that is not one of the protocols above, are errors: every refusal names its reason.
+///
+/// ```
+/// # use lb_rewrite::{parse, ParseError};
+/// assert_eq!(parse(&[0u8; 10]), Err(ParseError::TruncatedEthernet));
+/// ```
+#[inline]
+pub fn parse(frame: &[u8]) -> Result<Packet, ParseError> {
+    let eth_hdr: &[u8; eth::HEADER_LEN] = get(frame, 0).ok_or(ParseError::TruncatedEthernet)?;
+    let mut ethertype = be16([eth_hdr[12], eth_hdr[13]]);
+    let mut l3 = eth::HEADER_LEN;
+    let mut tags = 0u8;
+    while ethertype == eth::TPID_8021Q || ethertype == eth::TPID_8021AD {
+        if tags == eth::MAX_TAGS {
+            return Err(ParseError::TooManyVlanTags);
+        }
+        let tag: &[u8; eth::TAG_LEN] = get(frame, l3).ok_or(ParseError::TruncatedVlan)?;
+        ethertype = be16([tag[2], tag[3]]);
+        l3 += eth::TAG_LEN;
+        tags += 1;
+    }
+    let ip = match ethertype {
+        eth::IPV4 => parse_ipv4(frame, l3)?,
+        eth::IPV6 => parse_ipv6(frame, l3)?,
+        _ => return Err(ParseError::UnsupportedEthertype),
+    };
+    // `ip.end <= frame.len()`, checked by the IP parsers.
+    let packet = frame.get(..ip.end).unwrap_or(&[]);
+    parse_transport(packet, l3, tags, ip)
+}
+
+/// The IP layer, before the transport.
+struct IpLayer {
+    src: IpAddr,
+    dst: IpAddr,
+    version: IpVersion,
+    protocol: u8,
+    l4: usize,
+    end: usize,
+    ttl: u8,
+    bits: u8,
+}
+
+#[inline(always)]
+fn parse_ipv4(frame: &[u8], l3: usize) -> Result<IpLayer, ParseError> {
+    let h: &[u8; ipv4::MIN_HEADER_LEN] = get(frame, l3).ok_or(ParseError::TruncatedIp)?;
+    if h[ipv4::VER_IHL] >> 4 != 4 {
+        return Err(ParseError::BadIpVersion);
+    }
+    let hl = usize::from(h[ipv4::VER_IHL] & 0x0F) * 4;
+    if hl < ipv4::MIN_HEADER_LEN {
+        return Err(ParseError::BadIhl);
+    }
+    let total = usize::from(wire::rd16(h, ipv4::TOTAL_LEN));
+    if total < ipv4::MIN_HEADER_LEN {
+        return Err(ParseError::BadIpLength);
+    }
+    if hl > total {
+        return Err(ParseError::BadIhl);
+    }
+    let end = l3 + total;
+    if end > frame.len() {
+        return Err(ParseError::TruncatedIp);
+    }
+    let frag = wire::rd16(h, ipv4::FLAGS_FRAG);
+    if frag & ipv4::OFFSET_MASK != 0 {
+        return Err(ParseError::Ipv4Fragment);
+    }
+    let mut bits = 0;
+    if frag & ipv4::FLAG_DF != 0 {
+        bits |= BIT_DF;
+    }
+    if frag & ipv4::FLAG_MF != 0 {
+        bits |= BIT_FIRST_FRAGMENT;
+    }
+    Ok(IpLayer {
+        src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
+        dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+        version: IpVersion::V4,
+        protocol: h[ipv4::PROTOCOL],
+        l4: l3 + hl,
+        end,
+        ttl: h[ipv4::TTL],
+        bits,
+    })
+}
+
+#[inline(always)]
+fn parse_ipv6(frame: &[u8], l3: usize) -> Result<IpLayer, ParseError> {
+    let h: &[u8; ipv6::HEADER_LEN] = get(frame, l3).ok_or(ParseError::TruncatedIp)?;
+    if h[0] >> 4 != 6 {
+        return Err(ParseError::BadIpVersion);
+    }
+    let payload = usize::from(wire::rd16(h, ipv6::PAYLOAD_LEN));
+    if payload == 0 && h[ipv6::NEXT_HEADER] == ipv6::NH_HOP_BY_HOP {
+        // A jumbogram (RFC 2675): not on Ethernet.
+        return Err(ParseError::BadIpLength);
+    }
+    let end = l3 + ipv6::HEADER_LEN + payload;
+    if end > frame.len() {
+        return Err(ParseError::TruncatedIp);
+    }
+    let packet = frame.get(..end).unwrap_or(&[]);
+    let (protocol, l4, first_fragment) = skip_ipv6_extensions(packet, h[ipv6::NEXT_HEADER], l3 + ipv6::HEADER_LEN)
+        .map_err(|e| match e {
+            ExtError::Truncated => ParseError::TruncatedIpv6ExtHeader,
+            ExtError::Fragment => ParseError::Ipv6Fragment,
+        })?;
+    Ok(IpLayer {
+        src: IpAddr::V6(Ipv6Addr::from(*get::<16>(h, ipv6::SRC).unwrap_or(&[0; 16]))),
+        dst: IpAddr::V6(Ipv6Addr::from(*get::<16>(h, ipv6::DST).unwrap_or(&[0; 16]))),
+        version: IpVersion::V6,
+        protocol,
+        l4,
+        end,
+        ttl: h[ipv6::HOP_LIMIT],
+        bits: if first_fragment { BIT_FIRST_FRAGMENT } else { 0 },
+    })
+}
+
+enum ExtError {
+    Truncated,
+    Fragment,
+}
+
+/// Walks IPv6 extension headers from `at` (whose type is `next`) to the first header that is not
+/// hop-by-hop, routing, destination options or fragment. Returns that header's type and offset,
+/// and whether a first fragment (M set) was seen. Each step advances at least 8 bytes inside
+/// `packet`, so the walk ends.
+#[inline]
+fn skip_ipv6_extensions(packet: &[u8], mut next: u8, mut at: usize) -> Result<(u8, usize, bool), ExtError> {
+    let mut first_fragment = false;
+    loop {
+        match next {
+            ipv6::NH_HOP_BY_HOP | ipv6::NH_ROUTING | ipv6::NH_DEST_OPTS => {
+                let e: &[u8; 2] = get(packet, at).ok_or(ExtError::Truncated)?;
+                let len = (usize::from(e[1]) + 1) * 8;
+                if at + len > packet.len() {
+                    return Err(ExtError::Truncated);
+                }
+                next = e[0];
+                at += len;
+            }
+            ipv6::NH_FRAGMENT => {
+                let f: &[u8; ipv6::FRAG_HEADER_LEN] = get(packet, at).ok_or(ExtError::Truncated)?;
+                let off_m = be16([f[2], f[3]]);
+                if off_m & 0xFFF8 != 0 {
+                    return Err(ExtError::Fragment);
+                }
+                first_fragment |= off_m & 1 != 0;
+                next = f[0];
+                at += ipv6::FRAG_HEADER_LEN;
+            }
+            _ => return Ok((next, at, first_fragment)),
+        }
+    }
+}
+
+#[inline(always)]
+fn parse_transport(packet: &[u8], l3: usize, tags: u8, ip: IpLayer) -> Result<Packet, ParseError> {
+    let mut p = Packet {
+        flow: Flow { proto: Protocol::Tcp, src: ip.src, dst: ip.dst, src_port: 0, dst_port: 0 },
+        quote: None,
+        l3: l3 as u32,
+        l4: ip.l4 as u32,
+        ip_end: ip.end as u32,
+        version: ip.version,
+        ttl: ip.ttl,
+        vlan_tags: tags,
+        bits: ip.bits,
+        tcp_flags: TcpFlags(0),
+        icmp_type: 0,
+        icmp_code: 0,
+    };
+    let avail = ip.end - ip.l4;
+    match ip.protocol {
+        proto::TCP => {
+            let t: &[u8; tcp::HEADER_LEN] = get(packet, ip.l4).ok_or(ParseError::TruncatedTcp)?;
+            let off = usize::from(t[tcp::DATA_OFF] >> 4) * 4;
+            if off < tcp::HEADER_LEN || off > avail {
+                return Err(ParseError::BadTcpOffset);
+            }
+            p.flow.src_port = be16([t[0], t[1]]);
+            p.flow.dst_port = be16([t[2], t[3]]);
+            p.tcp_flags = TcpFlags(t[tcp::FLAGS]);
+        }
+        proto::UDP => {
+            let u: &[u8; udp::HEADER_LEN] = get(packet, ip.l4).ok_or(ParseError::TruncatedUdp)?;
+            let len = usize::from(be16([u[4], u[5]]));
+            if len < udp::HEADER_LEN || (len > avail && ip.bits & BIT_FIRST_FRAGMENT == 0) {
+                return Err(ParseError::BadUdpLength);
+            }
+            p.flow.proto = Protocol::Udp;
+            p.flow.src_port = be16([u[0], u[1]]);
+            p.flow.dst_port = be16([u[2], u[3]]);
+        }
+        proto::ICMP if ip.version == IpVersion::V4 => {
+            p.flow.proto = Protocol::Icmp;
+            parse_icmp(packet, &mut p)?;
+        }
+        proto::ICMPV6 if ip.version == IpVersion::V6 => {
+            p.flow.proto = Protocol::Icmpv6;
+            parse_icmp(packet, &mut p)?;
+        }
+        _ => return Err(ParseError::UnsupportedProtocol),
+    }
+    Ok(p)
+}
+
+#[cold]
+fn parse_icmp(packet: &[u8], p: &mut Packet) -> Result<(), ParseError> {
+    let h: &[u8; icmp::HEADER_LEN] = get(packet, p.l4()).ok_or(ParseError::TruncatedIcmp)?;
+    p.icmp_type = h[icmp::TYPE];
+    p.icmp_code = h[icmp::CODE];
+    let carries = match p.version {
+        IpVersion::V4 => icmp::v4_carries_packet(p.icmp_type),
+        IpVersion::V6 => icmp::v6_carries_packet(p.icmp_type),
+    };
+    // A first fragment of an ICMP error still holds the quote's start.
+    if carries {
+        p.quote = Some(parse_quote(packet, p.l4() + icmp::HEADER_LEN, p.version)?);
+    }
+    Ok(())
+}
+
+/// Parses the packet quoted by an ICMP error, starting at `at`. The quote is a prefix of the
+/// original packet: its length fields are not checked against what is present.
+fn parse_quote(packet: &[u8], at: usize, version: IpVersion) -> Result<IcmpQuote, ParseError> {
+    let (src, dst, protocol, l4) = match version {
+        IpVersion::V4 => {
+            let h: &[u8; ipv4::MIN_HEADER_LEN] = get(packet, at).ok_or(ParseError::TruncatedIcmpQuote)?;
+            if h[0] >> 4 != 4 {
+                return Err(ParseError::BadIcmpQuote);
+            }
+            let hl = usize::from(h[0] & 0x0F) * 4;
+            if hl < ipv4::MIN_HEADER_LEN {
+                return Err(ParseError::BadIcmpQuote);
+            }
+            if wire::rd16(h, ipv4::FLAGS_FRAG) & ipv4::OFFSET_MASK != 0 {
+                return Err(ParseError::IcmpQuoteFragment);
+            }
+            let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
+            let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+            (src, dst, h[ipv4::PROTOCOL], at + hl)
+        }
+        IpVersion::V6 => {
+            let h: &[u8; ipv6::HEADER_LEN] = get(packet, at).ok_or(ParseError::TruncatedIcmpQuote)?;
+            if h[0] >> 4 != 6 {
+                return Err(ParseError::BadIcmpQuote);
+            }
+            let (protocol, l4, _) =
+                skip_ipv6_extensions(packet, h[ipv6::NEXT_HEADER], at + ipv6::HEADER_LEN).map_err(|e| match e {
+                    ExtError::Truncated => ParseError::TruncatedIcmpQuote,
+                    ExtError::Fragment => ParseError::IcmpQuoteFragment,
+                })?;
+            let src = IpAddr::V6(Ipv6Addr::from(*get::<16>(h, ipv6::SRC).unwrap_or(&[0; 16])));
+            let dst = IpAddr::V6(Ipv6Addr::from(*get::<16>(h, ipv6::DST).unwrap_or(&[0; 16])));
+            (src, dst, protocol, l4)
+        }
+    };
+    let proto = match (protocol, version) {
+        (proto::TCP, _) => Protocol::Tcp,
+        (proto::UDP, _) => Protocol::Udp,
+        (proto::ICMP, IpVersion::V4) => Protocol::Icmp,
+        (proto::ICMPV6, IpVersion::V6) => Protocol::Icmpv6,
+        _ => return Err(ParseError::UnsupportedIcmpQuoteProtocol),
+    };
+    // RFC 792 / RFC 4443: at least the first 8 bytes of the transport header are quoted.
+    let t: &[u8; 8] = get(packet, l4).ok_or(ParseError::TruncatedIcmpQuote)?;
+    let (src_port, dst_port) = if proto.has_ports() { (be16([t[0], t[1]]), be16([t[2], t[3]])) } else { (0, 0) };
+    Ok(IcmpQuote { flow: Flow { proto, src, dst, src_port, dst_port }, l3: at as u32, l4: l4 as u32 })
+}
