@@ -94,6 +94,7 @@ const F_INACTIVE: u8 = 0x08;
 const F_TEMPLATE: u8 = 0x10;
 
 const NO_LINK: u32 = u32::MAX;
+const NIL: u32 = u32::MAX;
 const SHARD_BITS_IN_LINK: u32 = 8;
 const SLOT_MASK_IN_LINK: u32 = (1 << (32 - SHARD_BITS_IN_LINK)) - 1;
 
@@ -113,8 +114,11 @@ struct Entry<A> {
     dest: Option<Arc<Destination>>,
     cport: u16,
     vport: u16,
-    /// The wheel tick this entry is (lazily) queued at.
+    /// The wheel tick this entry is queued at (`u32::MAX`: not queued).
     queued_tick: u32,
+    /// Previous and next entries of its wheel bucket's list (`NIL` at the ends).
+    prev: u32,
+    next: u32,
     /// Connection: its controlling template (`shard << 24 | slot`) or `NO_LINK`.
     /// Template: the number of connections it controls (`n_control`).
     link: u32,
@@ -133,7 +137,9 @@ impl<A: Addr> Entry<A> {
             dest: None,
             cport: 0,
             vport: 0,
-            queued_tick: 0,
+            queued_tick: u32::MAX,
+            prev: NIL,
+            next: NIL,
             link: NO_LINK,
             timeout_ms: 0,
             proto: 0,
@@ -195,6 +201,10 @@ pub struct ConnInfo {
     pub fwd: ForwardMethod,
     /// State after this packet.
     pub state: State,
+    /// When the connection last saw a packet.
+    pub last_seen: Timestamp,
+    /// Its idle timeout in its state: it expires at `last_seen + timeout`.
+    pub timeout: core::time::Duration,
     /// Whether this packet created the connection.
     pub created: bool,
     /// Whether the packet met an old connection that was expired and scheduled anew
@@ -308,7 +318,8 @@ struct Shard<A> {
     free: Vec<u32>,
     in_idx: OpenIndex,
     out_idx: OpenIndex,
-    wheel: Vec<Vec<u32>>,
+    /// Heads of the wheel buckets' intrusive lists.
+    wheel: Vec<u32>,
     /// The first tick not yet fully processed.
     wheel_tick: u64,
     embryonic: Vec<u32>,
@@ -328,7 +339,7 @@ impl<A: Addr> Shard<A> {
             free: Vec::new(),
             in_idx: OpenIndex::new(),
             out_idx: OpenIndex::new(),
-            wheel: (0..WHEEL).map(|_| Vec::new()).collect(),
+            wheel: vec![NIL; WHEEL],
             wheel_tick: 0,
             embryonic: Vec::new(),
             live: 0,
@@ -393,17 +404,49 @@ impl<A: Addr> Shard<A> {
         })
     }
 
-    /// Queues `slot` on the wheel at the tick of its deadline, unless it is already queued
-    /// no later than that.
+    /// Takes `slot` off its wheel bucket, if it is on one.
     #[inline]
-    fn arm(&mut self, slot: u32, force: bool) {
-        let wheel_tick = self.wheel_tick;
-        let e = self.e_mut(slot);
-        let t = tick_of(e.deadline()).max(wheel_tick).min(u64::from(u32::MAX)) as u32;
-        if force || t < e.queued_tick {
-            e.queued_tick = t;
-            self.wheel[t as usize % WHEEL].push(slot);
+    fn unlink(&mut self, slot: u32) {
+        let (qt, p, n) = {
+            let e = self.e(slot);
+            (e.queued_tick, e.prev, e.next)
+        };
+        if qt == u32::MAX {
+            return;
         }
+        if p == NIL {
+            self.wheel[qt as usize % WHEEL] = n;
+        } else {
+            self.e_mut(p).next = n;
+        }
+        if n != NIL {
+            self.e_mut(n).prev = p;
+        }
+        let e = self.e_mut(slot);
+        e.queued_tick = u32::MAX;
+        e.prev = NIL;
+        e.next = NIL;
+    }
+
+    /// Queues `slot` on the wheel at the tick of its deadline (moving it if it is queued
+    /// elsewhere).
+    #[inline]
+    fn schedule(&mut self, slot: u32) {
+        let t = tick_of(self.e(slot).deadline()).max(self.wheel_tick).min(u64::from(u32::MAX - 1)) as u32;
+        if self.e(slot).queued_tick == t {
+            return;
+        }
+        self.unlink(slot);
+        let b = t as usize % WHEEL;
+        let head = self.wheel[b];
+        if head != NIL {
+            self.e_mut(head).prev = slot;
+        }
+        let e = self.e_mut(slot);
+        e.queued_tick = t;
+        e.prev = NIL;
+        e.next = head;
+        self.wheel[b] = slot;
     }
 }
 
@@ -469,6 +512,8 @@ fn info<A: Addr>(e: &Entry<A>, created: bool, rescheduled: bool) -> ConnInfo {
         dest,
         fwd: e.fwd(),
         state: e.state(),
+        last_seen: Timestamp::from_nanos(e.last_seen),
+        timeout: core::time::Duration::from_millis(u64::from(e.timeout_ms)),
         created,
         rescheduled,
     }
@@ -485,12 +530,15 @@ fn info<A: Addr>(e: &Entry<A>, created: bool, rescheduled: bool) -> ConnInfo {
 /// removed.
 ///
 /// ## Expiry
-/// Each shard has a lazy timer wheel (1,024 ticks of 2^30 ns). A connection is queued at the
-/// tick of its deadline when created; packets only refresh `last_seen` (no queue work), except
-/// when a state change shortens the deadline, which queues it earlier. An expiry pass visits
-/// only the queue entries whose tick has come: connections that are due (removed), that were
-/// refreshed since they were queued (re-queued at their real deadline), or stale duplicates. It
-/// never scans the table. A connection is removed when `now >= last_seen + timeout` exactly.
+/// Each shard has a timer wheel of 1,024 ticks of 2^30 ns (about 18 minutes a turn) whose
+/// buckets are intrusive lists through the entries. A connection is queued at the tick of its
+/// deadline when it is created and whenever its state (hence its timeout) changes; a packet
+/// that only refreshes `last_seen` does no queue work. An expiry pass walks only the buckets
+/// whose tick has come: it removes the connections that are due, moves the ones refreshed
+/// since they were queued to their real deadline (once per timeout period for a connection
+/// that keeps talking), and skips entries queued for a later turn of the wheel (timeouts
+/// beyond 18 minutes). It never scans the table. A connection is removed when
+/// `now >= last_seen + timeout`, exactly.
 ///
 /// ## Capacity policy
 /// At most `max_connections` connections and templates. A new one that does not fit first
@@ -821,6 +869,8 @@ impl ConnTable {
             cport: k.cport,
             vport: k.vport,
             queued_tick: u32::MAX,
+            prev: NIL,
+            next: NIL,
             link: tmpl,
             timeout_ms,
             proto: k.proto,
@@ -918,6 +968,8 @@ impl ConnTable {
             cport: 0,
             vport: tk.vport,
             queued_tick: u32::MAX,
+            prev: NIL,
+            next: NIL,
             link: 1,
             timeout_ms: ms(p.timeout),
             proto: tk.proto,
@@ -926,7 +978,7 @@ impl ConnTable {
         });
         sh.stats.templates += 1;
         sh.in_idx.insert(ht, slot);
-        sh.arm(slot, false);
+        sh.schedule(slot);
         drop(sh);
         self.drop_control(fam, evicted);
         Ok((d, link_of(ti, slot)))
@@ -1056,13 +1108,18 @@ impl ConnTable {
                 }
             }
         }
-        sh.arm(slot, false);
+        // Packets only move `last_seen` (the wheel catches up lazily, see `expire`); a new
+        // state means a new timeout: queue the connection at its new deadline.
+        if new != old || created {
+            sh.schedule(slot);
+        }
         v
     }
 
     /// Removes a live entry: indexes, counters, destination binding. Returns the link of the
     /// template that controlled it (to be dropped once no shard lock is held) or `NO_LINK`.
     fn release<A: Addr>(&self, sh: &mut Shard<A>, slot: u32) -> u32 {
+        sh.unlink(slot);
         let e = std::mem::replace(sh.e_mut(slot), Entry::free());
         let Some(d) = e.dest.as_deref() else {
             // Not live: put back what was there (a free slot).
@@ -1170,46 +1227,34 @@ impl ConnTable {
             let mut sh = m.lock();
             let start = sh.wheel_tick.max(now_tick.saturating_sub(WHEEL as u64 - 1));
             for t in start..=now_tick {
-                let b = t as usize % WHEEL;
-                let mut bucket = std::mem::take(&mut sh.wheel[b]);
-                let mut keep = Vec::new();
-                for slot in bucket.drain(..) {
+                let mut cur = sh.wheel[t as usize % WHEEL];
+                while cur != NIL {
                     st.visited += 1;
-                    if !sh.in_use(slot) {
-                        continue;
-                    }
-                    let (qt, deadline, template, controls) = {
-                        let e = sh.e(slot);
-                        (e.queued_tick, e.deadline(), e.is_template(), e.link)
+                    let (next, qt, deadline, template, controls) = {
+                        let e = sh.e(cur);
+                        (e.next, e.queued_tick, e.deadline(), e.is_template(), e.link)
                     };
-                    if qt as usize % WHEEL != b {
-                        continue; // stale: it was queued again elsewhere
-                    }
-                    if u64::from(qt) > now_tick {
-                        keep.push(slot); // a later turn of the wheel
-                        continue;
-                    }
-                    if deadline <= now {
-                        if template && controls > 0 {
-                            let e = sh.e_mut(slot);
-                            e.timeout_ms = CONTROL_GRACE_MS;
-                            e.last_seen = now;
-                            sh.arm(slot, true);
-                        } else {
-                            links.push(self.release(&mut sh, slot));
-                            sh.stats.expired += 1;
-                            st.expired += 1;
+                    if u64::from(qt) <= now_tick {
+                        if deadline <= now {
+                            if template && controls > 0 {
+                                let e = sh.e_mut(cur);
+                                e.timeout_ms = CONTROL_GRACE_MS;
+                                e.last_seen = now;
+                                sh.schedule(cur);
+                            } else {
+                                links.push(self.release(&mut sh, cur));
+                                sh.stats.expired += 1;
+                                st.expired += 1;
+                            }
+                        } else if tick_of(deadline) > t {
+                            // Refreshed by packets since it was queued: move to its real deadline.
+                            sh.schedule(cur);
                         }
-                    } else if tick_of(deadline) <= t {
-                        keep.push(slot); // due later within the current tick
-                    } else {
-                        sh.arm(slot, true); // refreshed since it was queued
+                        // Otherwise due later within the current tick: stays.
                     }
+                    // qt > now_tick: a later turn of the wheel; stays.
+                    cur = next;
                 }
-                bucket.append(&mut keep);
-                let pushed = std::mem::take(&mut sh.wheel[b]);
-                bucket.extend(pushed);
-                sh.wheel[b] = bucket;
             }
             sh.wheel_tick = now_tick;
         }
@@ -1298,7 +1343,7 @@ impl ConnTable {
                         + sh.free.capacity() * 4
                         + sh.in_idx.bytes()
                         + sh.out_idx.bytes()
-                        + sh.wheel.iter().map(|b| b.capacity() * 4 + 24).sum::<usize>()
+                        + sh.wheel.capacity() * 4
                         + sh.embryonic.capacity() * 4
                 })
                 .sum()
