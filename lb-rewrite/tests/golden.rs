@@ -28,7 +28,7 @@ struct Case {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
+    assert!(s.len().is_multiple_of(2), "odd hex length");
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
 }
 
@@ -137,7 +137,6 @@ fn run(c: &Case) -> Vec<String> {
         }
         (_, r) => errs.push(format!("{}: expected verdict {}, got {r:?}", c.name, c.verdict)),
     }
-    drop(sink);
     if let Some(out) = &c.out {
         errs.extend(diff(&c.name, "frame", &got_frame, out));
     }
