@@ -323,6 +323,8 @@ struct Shard<A> {
     /// The first tick not yet fully processed.
     wheel_tick: u64,
     embryonic: Vec<u32>,
+    /// Length at which `embryonic` is next compacted (twice what survived the last compaction).
+    embryonic_limit: usize,
     live: usize,
     stats: ShardStats,
 }
@@ -342,6 +344,7 @@ impl<A: Addr> Shard<A> {
             wheel: vec![NIL; WHEEL],
             wheel_tick: 0,
             embryonic: Vec::new(),
+            embryonic_limit: 64,
             live: 0,
             stats: ShardStats::default(),
         }
@@ -1100,10 +1103,13 @@ impl ConnTable {
             sh.stats.states[new as usize] += 1;
             if new.is_embryonic() {
                 sh.embryonic.push(slot);
-                if sh.embryonic.len() > 2 * sh.live + 64 {
+                if sh.embryonic.len() > sh.embryonic_limit {
+                    // Drop the candidates that left the embryonic states (amortised O(1)).
                     let mut emb = std::mem::take(&mut sh.embryonic);
                     emb.retain(|&s| sh.in_use(s) && !sh.e(s).is_template() && sh.e(s).state().is_embryonic());
                     emb.dedup();
+                    emb.shrink_to(2 * emb.len() + 64);
+                    sh.embryonic_limit = 2 * emb.len() + 64;
                     sh.embryonic = emb;
                 }
             }

@@ -55,6 +55,6 @@ pub mod wrr;
 
 pub use dest::{flags, DestConfig, DestId, Destination, ForwardMethod};
 pub use flow::{fold_addr, Flow, Protocol};
-pub use sched::{Change, RandomSource, SchedConfig, SchedError, SchedFlags, Scheduler, SplitMix64};
-pub use service::{Service, Snapshot, SnapshotGuard};
+pub use sched::{Change, RandomSource, SchedConfig, SchedError, SchedFlags, Scheduler, SplitMix64, ThreadRng};
+pub use service::{Service, ServiceReader, Snapshot, SnapshotGuard};
 pub use time::Timestamp;

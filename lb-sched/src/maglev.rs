@@ -143,6 +143,8 @@ pub fn populate(m: u32, dests: &[Arc<Destination>]) -> Result<Box<[u32]>, SchedE
         _ => {}
     }
     let max_w = entries.iter().map(|e| e.weight).max().unwrap_or(1);
+    // Occupancy as a bitmap (8 KiB at M = 65537: it stays in L1 while the probes hop around).
+    let mut used = vec![0u64; (m as usize).div_ceil(64)];
     let mut filled = 0u32;
     loop {
         for e in entries.iter_mut() {
@@ -151,13 +153,16 @@ pub fn populate(m: u32, dests: &[Arc<Destination>]) -> Result<Box<[u32]>, SchedE
                 continue;
             }
             e.cum -= max_w;
-            while table[e.pos as usize] != EMPTY {
-                e.pos += e.skip;
-                if e.pos >= m {
-                    e.pos -= m;
+            let mut pos = e.pos;
+            while used[(pos >> 6) as usize] & (1 << (pos & 63)) != 0 {
+                pos += e.skip;
+                if pos >= m {
+                    pos -= m;
                 }
             }
-            table[e.pos as usize] = e.index;
+            used[(pos >> 6) as usize] |= 1 << (pos & 63);
+            e.pos = pos;
+            table[pos as usize] = e.index;
             filled += 1;
             if filled == m {
                 return Ok(table);

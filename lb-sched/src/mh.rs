@@ -104,17 +104,19 @@ pub fn populate(m: u32, tab_bits: u32, dests: &[Arc<Destination>]) -> Result<Box
             (offset, skip)
         })
         .collect();
+    let mut used = vec![0u64; (m as usize).div_ceil(64)];
     let mut filled = 0u32;
     loop {
         for (i, &t) in turns.iter().enumerate() {
             for _ in 0..t {
                 let (ref mut pos, skip) = perm[i];
-                while table[*pos as usize] != EMPTY {
+                while used[(*pos >> 6) as usize] & (1 << (*pos & 63)) != 0 {
                     *pos += skip;
                     if *pos >= m {
                         *pos -= m;
                     }
                 }
+                used[(*pos >> 6) as usize] |= 1 << (*pos & 63);
                 table[*pos as usize] = i as u32;
                 filled += 1;
                 if filled == m {

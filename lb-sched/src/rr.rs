@@ -36,7 +36,7 @@ impl Scheduler for RoundRobin {
         loop {
             let start = if c > n { 0 } else { c };
             // Positions start+1 ..= n, then 1 ..= start: every node once, the cursor node last.
-            let found = (0..n).map(|k| (start + k) % n + 1).find(|&pos| dests[pos - 1].is_eligible())?;
+            let found = (start + 1..=n).chain(1..=start).find(|&pos| dests[pos - 1].is_eligible())?;
             match self.cursor.compare_exchange_weak(c, found, AcqRel, Acquire) {
                 Ok(_) => return Some(found - 1),
                 Err(now) => c = now,

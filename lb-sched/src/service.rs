@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use arc_swap::cache::Cache;
 use arc_swap::{ArcSwap, Guard};
 use parking_lot::Mutex;
 
@@ -133,6 +134,14 @@ impl Service {
         }
     }
 
+    /// A per-thread reader: it caches the current snapshot and revalidates it with one atomic
+    /// load per pick, instead of `arc-swap`'s full load protocol. This is the pick path a data
+    /// plane worker should use; it gives the same guarantee as [`Service::pick`] (a change that
+    /// happened before the pick began is seen).
+    pub fn reader(&self) -> ServiceReader<'_> {
+        ServiceReader { cache: Cache::new(&self.current), no_dest: &self.no_dest }
+    }
+
     /// How many picks found no destination.
     pub fn no_destination_count(&self) -> u64 {
         self.no_dest.load(Relaxed)
@@ -224,6 +233,38 @@ impl Service {
     /// The scheduler configuration in force.
     pub fn config(&self) -> SchedConfig {
         self.writer.lock().config.clone()
+    }
+}
+
+/// A per-thread view of a [`Service`] for picking (see [`Service::reader`]). Not `Sync`: each
+/// worker thread makes its own.
+pub struct ServiceReader<'a> {
+    cache: Cache<&'a ArcSwap<Snapshot>, Arc<Snapshot>>,
+    no_dest: &'a AtomicU64,
+}
+
+impl fmt::Debug for ServiceReader<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceReader").finish_non_exhaustive()
+    }
+}
+
+impl ServiceReader<'_> {
+    /// The current snapshot (revalidated).
+    #[inline]
+    pub fn snapshot(&mut self) -> &Arc<Snapshot> {
+        self.cache.load()
+    }
+
+    /// Picks a destination for `flow`: lock-free, allocation-free, no reference-count traffic.
+    /// Each `None` is counted on the service.
+    #[inline]
+    pub fn pick(&mut self, flow: &Flow) -> Option<&Arc<Destination>> {
+        let r = self.cache.load().pick(flow);
+        if r.is_none() {
+            self.no_dest.fetch_add(1, Relaxed);
+        }
+        r
     }
 }
 
