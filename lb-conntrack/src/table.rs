@@ -1262,7 +1262,7 @@ impl ConnTable {
                     cur = next;
                 }
             }
-            sh.wheel_tick = now_tick;
+            sh.wheel_tick = sh.wheel_tick.max(now_tick);
         }
         for l in links {
             self.drop_control(fam, l);

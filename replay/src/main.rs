@@ -1,0 +1,296 @@
+//! `replay`: drive a capture through an IPVS-style director (NAT, DR or TUN) and see what it
+//! emits. See `replay --help`.
+
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use lb_conntrack::Persistence;
+use lb_replay::capture::{Capture, PcapOut};
+use lb_replay::config::{parse_addr_port, parse_backend, parse_mac, parse_mode, Backend, ServiceSpec, Vip};
+use lb_replay::pipeline::{Action, Pipeline, PipelineConfig};
+use lb_replay::report::Report;
+use lb_replay::run::{parse_event, run, NullOutput, Output, Pacing, PcapOutput, RunConfig};
+use lb_sched::SchedFlags;
+
+/// The bundled sample capture (replay/data/sample.pcap, built by make_sample.py).
+const SAMPLE: &[u8] = include_bytes!("../data/sample.pcap");
+/// The demo service's virtual address, which the sample's clients talk to.
+const DEMO_VIP: &str = "198.51.100.10:80";
+/// The demo service's backends.
+const DEMO_BACKENDS: [&str; 3] =
+    ["10.0.0.1,mac=02:00:00:00:01:01", "10.0.0.2,mac=02:00:00:00:01:02", "10.0.0.3,mac=02:00:00:00:01:03"];
+
+/// Replay a capture through an IPVS-style director and report what it did.
+///
+/// With no INPUT and no services, the bundled sample (30 HTTP connections to 198.51.100.10:80)
+/// is replayed against a demo service with three backends: `replay --mode dr` works anywhere.
+#[derive(Parser, Debug)]
+#[command(name = "replay", version, about, long_about = None)]
+struct Cli {
+    /// pcap or pcapng capture; none = the bundled sample.
+    input: Option<PathBuf>,
+    /// Forwarding method: nat, dr or tun (required unless --rules gives it).
+    #[arg(long)]
+    mode: Option<String>,
+    /// Scheduler: rr wrr lc wlc sed nq fo ovf twos sh dh mh maglev.
+    #[arg(long, default_value = "wlc")]
+    sched: String,
+    /// The virtual service, ADDR:PORT (TCP and UDP), or `any`: every TCP and UDP destination.
+    #[arg(long)]
+    vip: Option<String>,
+    /// A real server, ADDR[:PORT][,weight=W][,mac=MAC] (also x=UPPER, y=LOWER, fwd=, gue=PORT).
+    #[arg(long = "backend")]
+    backends: Vec<String>,
+    /// ipvsadm-save -n rules instead of --vip/--backend.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// A static neighbour, ADDR=MAC: the next hop of any backend without mac=.
+    #[arg(long = "neigh")]
+    neigh: Vec<String>,
+    /// ipvsadm's -b: sh-fallback, sh-port, mh-fallback, mh-port.
+    #[arg(long)]
+    sched_flags: Option<String>,
+    /// Outer source address for TUN (one per family).
+    #[arg(long = "tun-src")]
+    tun_src: Vec<IpAddr>,
+    /// IP MTU of the egress link.
+    #[arg(long, default_value_t = 1500)]
+    mtu: u16,
+    /// IPVS sloppy_tcp: a non-SYN packet may create a connection.
+    #[arg(long)]
+    sloppy_tcp: bool,
+    /// IPVS secure_tcp: the secure state table.
+    #[arg(long)]
+    secure_tcp: bool,
+    /// IPVS conn_reuse_mode.
+    #[arg(long, default_value_t = 1)]
+    conn_reuse_mode: u8,
+    /// IPVS expire_nodest_conn.
+    #[arg(long)]
+    expire_nodest_conn: bool,
+    /// IPVS expire_quiescent_template.
+    #[arg(long)]
+    expire_quiescent_template: bool,
+    /// Persistence timeout in seconds for --vip services (ipvsadm -p).
+    #[arg(long)]
+    persistent: Option<u64>,
+    /// Persistence netmask for --vip services (ipvsadm -M): a dotted mask or a prefix length.
+    #[arg(long)]
+    netmask: Option<String>,
+    /// One-packet scheduling of UDP for --vip services (ipvsadm -o).
+    #[arg(long)]
+    one_packet: bool,
+    /// A state timeout, STATE=SECS (established, syn_recv, fin_wait, time_wait, close, udp, ...).
+    #[arg(long = "timeout")]
+    timeouts: Vec<String>,
+    /// Connection table size.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_connections: usize,
+    /// An operator event, SECS:ACTION after the first packet: drain=ADDR, weight=ADDR:W,
+    /// remove=ADDR, add=BACKEND-SPEC.
+    #[arg(long = "at")]
+    at: Vec<String>,
+    /// Write what the director emits to this pcap.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Send it over AF_XDP on this interface.
+    #[arg(long)]
+    iface: Option<String>,
+    /// The director's MAC (default: the MAC the capture's frames were sent to).
+    #[arg(long)]
+    director_mac: Option<String>,
+    /// Send as fast as possible.
+    #[arg(long, conflicts_with_all = ["pps", "multiplier"])]
+    topspeed: bool,
+    /// Send at this many packets per second.
+    #[arg(long, conflicts_with = "multiplier")]
+    pps: Option<f64>,
+    /// Speed up (or slow down) the capture's own timing.
+    #[arg(long)]
+    multiplier: Option<f64>,
+    /// Go through the capture N times.
+    #[arg(long = "loop", default_value_t = 1)]
+    loops: u32,
+    /// Worker threads; flows are sharded over them.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("replay: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn services_from_flags(cli: &Cli, flags: SchedFlags) -> Result<Vec<ServiceSpec>> {
+    let (vip, backends): (String, Vec<String>) = match (&cli.vip, cli.backends.is_empty()) {
+        (None, true) => (DEMO_VIP.into(), DEMO_BACKENDS.iter().map(|s| s.to_string()).collect()),
+        (None, false) => bail!("--backend needs --vip ADDR:PORT (or --vip any)"),
+        (Some(_), true) => bail!("--vip needs at least one --backend"),
+        (Some(v), false) => (v.clone(), cli.backends.clone()),
+    };
+    let backends: Vec<Backend> =
+        backends.iter().map(|b| parse_backend(b).map_err(anyhow::Error::msg)).collect::<Result<_>>()?;
+    let mut persistence =
+        cli.persistent.map(|t| Persistence { timeout: Duration::from_secs(t), ..Persistence::default() });
+    if let Some(m) = &cli.netmask {
+        let p = persistence.get_or_insert_with(Persistence::default);
+        let (v4, v6) = netmask_prefixes(m)?;
+        p.v4_prefix = v4;
+        p.v6_prefix = v6;
+    }
+    let make = |vip: Vip| ServiceSpec {
+        vip,
+        sched: cli.sched.clone(),
+        flags,
+        persistence,
+        one_packet: cli.one_packet,
+        backends: backends.clone(),
+    };
+    if vip == "any" {
+        return Ok(vec![make(Vip::Any { v6: false }), make(Vip::Any { v6: true })]);
+    }
+    let (addr, port) = parse_addr_port(&vip).map_err(anyhow::Error::msg)?;
+    let port = port.context("--vip needs a port: ADDR:PORT (port 0 takes every port)")?;
+    Ok(vec![make(Vip::Addr { proto: None, addr: (addr, port).into() })])
+}
+
+fn netmask_prefixes(m: &str) -> Result<(u8, u8)> {
+    if let Ok(n) = m.parse::<u8>() {
+        return Ok((n.min(32), n.min(128)));
+    }
+    let a: std::net::Ipv4Addr =
+        m.parse().with_context(|| format!("--netmask {m:?}: a dotted mask or a prefix length"))?;
+    let bits = u32::from(a);
+    let len = bits.leading_ones();
+    if bits.checked_shl(len).unwrap_or(0) != 0 {
+        bail!("--netmask {m}: not a contiguous mask");
+    }
+    Ok((len as u8, 128))
+}
+
+fn real_main() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    if cli.iface.is_some() {
+        bail!("--iface (AF_XDP output) is not available in this build yet; use --out FILE.pcap");
+    }
+    let mode = cli.mode.as_deref().map(parse_mode).transpose().map_err(anyhow::Error::msg)?;
+    let flags = match &cli.sched_flags {
+        Some(f) => SchedFlags::parse(f)?,
+        None => SchedFlags::default(),
+    };
+    lb_sched::registry::lookup(&cli.sched)?;
+    let services = match &cli.rules {
+        Some(path) => {
+            if cli.vip.is_some() || !cli.backends.is_empty() {
+                bail!("--rules replaces --vip and --backend: give one or the other");
+            }
+            lb_replay::rules::read(path)?
+        }
+        None => {
+            if cli.input.is_some() && cli.vip.is_none() {
+                bail!("no virtual service: give --vip ADDR:PORT (or --vip any) with --backend, or --rules");
+            }
+            services_from_flags(&cli, flags)?
+        }
+    };
+    if mode.is_none() && services.iter().flat_map(|s| &s.backends).any(|b| b.fwd.is_none()) {
+        bail!("--mode nat|dr|tun is required (the rules file or --backend fwd= can give it per backend)");
+    }
+    let mut neigh = std::collections::HashMap::new();
+    for n in &cli.neigh {
+        let (a, m) = n.split_once('=').with_context(|| format!("--neigh {n:?}: expected ADDR=MAC"))?;
+        let a: IpAddr = a.parse().with_context(|| format!("--neigh {n:?}: {a:?} is not an address"))?;
+        neigh.insert(a, parse_mac(m).map_err(anyhow::Error::msg)?);
+    }
+    let mut conntrack = lb_conntrack::Config {
+        max_connections: cli.max_connections,
+        sloppy_tcp: cli.sloppy_tcp,
+        secure_tcp: cli.secure_tcp,
+        conn_reuse_mode: cli.conn_reuse_mode,
+        expire_nodest_conn: cli.expire_nodest_conn,
+        expire_quiescent_template: cli.expire_quiescent_template,
+        ..lb_conntrack::Config::default()
+    };
+    for t in &cli.timeouts {
+        conntrack.timeouts.parse_assignment(t).map_err(|e| anyhow::anyhow!("--{e}"))?;
+    }
+    let events = cli.at.iter().map(|a| parse_event(a).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>>>()?;
+    let future_backends = events
+        .iter()
+        .filter_map(|e| match &e.action {
+            Action::Add(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    let director_mac = cli.director_mac.as_deref().map(parse_mac).transpose().map_err(anyhow::Error::msg)?;
+    let cfg = PipelineConfig {
+        services,
+        mode,
+        conntrack,
+        mtu: cli.mtu,
+        tun_src: cli.tun_src.clone(),
+        neigh,
+        director_mac,
+        future_backends,
+    };
+    let pipe = Pipeline::new(&cfg, &|_| None)?;
+
+    let (cap, file) = match &cli.input {
+        Some(p) => (Capture::open(p)?, p.display().to_string()),
+        None => (Capture::from_bytes(Path::new("<bundled sample>"), SAMPLE)?, "<bundled sample>".to_string()),
+    };
+    let pacing = if cli.topspeed {
+        Pacing::Topspeed
+    } else if let Some(pps) = cli.pps {
+        if pps.is_nan() || pps <= 0.0 {
+            bail!("--pps must be positive");
+        }
+        Pacing::Pps(pps)
+    } else {
+        let m = cli.multiplier.unwrap_or(1.0);
+        if m.is_nan() || m <= 0.0 {
+            bail!("--multiplier must be positive");
+        }
+        Pacing::Capture(m)
+    };
+    if cli.workers == 0 || cli.loops == 0 {
+        bail!("--workers and --loop must be at least 1");
+    }
+    let rc =
+        RunConfig { events, pacing, loops: cli.loops, workers: cli.workers, progress: std::io::stderr().is_terminal() };
+    let pcap = match &cli.out {
+        Some(p) => Some(PcapOutput::new(PcapOut::create(p)?)),
+        None => None,
+    };
+    let out: &dyn Output = match &pcap {
+        Some(p) => p,
+        None => &NullOutput,
+    };
+    let res = run(&cap, &pipe, &rc, out);
+    if let Some(p) = pcap {
+        p.finish().map_err(anyhow::Error::msg)?;
+    }
+    let report = Report::new(&cap, &file, cli.loops, &pipe, &res);
+    if cli.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text(&pipe));
+        if let Some(o) = &cli.out {
+            println!("wrote {} frames to {}", res.frames_emitted, o.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,399 @@
+//! The report at the end of a replay: for people (like `ipvsadm -Ln --stats`) or as JSON.
+//!
+//! Invariants, checked by the tests on every capture:
+//! `packets.read = forwarded + replies_skipped + Σ dropped`, and
+//! `frames.emitted = forwarded + icmp_sent + fragments − fragmented` (a packet forwarded as
+//! fragments is one forwarded packet and several frames; without fragmentation
+//! `frames.emitted = forwarded + icmp_sent`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use lb_conntrack::State;
+use serde::Serialize;
+
+use crate::capture::Capture;
+use crate::config::{mode_name, Vip};
+use crate::pipeline::{DestCounters, Pipeline};
+use crate::run::RunResult;
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Forwarding method(s): `nat`, `dr`, `tun`, or several joined by `+`.
+    pub mode: String,
+    /// Scheduler(s), joined by `+` when services differ.
+    pub scheduler: String,
+    /// The input.
+    pub capture: CaptureReport,
+    /// Packets.
+    pub packets: Packets,
+    /// Frames handed to the output.
+    pub frames: Frames,
+    /// Every destination that existed, per service.
+    pub destinations: Vec<DestReport>,
+    /// Connection table.
+    pub connections: Connections,
+    /// Operator events.
+    pub events: Vec<EventReport>,
+    /// Wall time.
+    pub elapsed_s: f64,
+    /// Frames read per second of wall time.
+    pub rate_pps: f64,
+}
+
+/// The input capture.
+#[derive(Debug, Serialize)]
+pub struct CaptureReport {
+    /// File name (or `<bundled sample>`).
+    pub file: String,
+    /// pcap or pcapng.
+    pub format: String,
+    /// Link type(s).
+    pub link_type: String,
+    /// Frames in the file.
+    pub frames: usize,
+    /// Frames given a synthetic Ethernet header.
+    pub converted: usize,
+    /// Times replayed.
+    pub loops: u32,
+    /// Where a damaged file stopped being readable.
+    pub truncated: Option<Truncated>,
+}
+
+/// Damage in a capture.
+#[derive(Debug, Serialize)]
+pub struct Truncated {
+    /// Frames read before it.
+    pub after_frames: usize,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// Packet counts.
+#[derive(Debug, Serialize)]
+pub struct Packets {
+    /// Frames read (every loop).
+    pub read: u64,
+    /// Forwarded (whole or as fragments).
+    pub forwarded: u64,
+    /// Of those, forwarded as IPv4 fragments.
+    pub fragmented: u64,
+    /// DR/TUN replies: the director never sees them.
+    pub replies_skipped: u64,
+    /// ICMP errors the director built (time exceeded, too big).
+    pub icmp_sent: u64,
+    /// Drops by reason.
+    pub dropped: BTreeMap<String, u64>,
+}
+
+/// Frame counts.
+#[derive(Debug, Serialize)]
+pub struct Frames {
+    /// Frames handed to the output.
+    pub emitted: u64,
+    /// Fragment frames among them.
+    pub fragments: u64,
+}
+
+/// One destination.
+#[derive(Debug, Serialize)]
+pub struct DestReport {
+    /// Its service.
+    pub service: String,
+    /// Address.
+    pub address: String,
+    /// Port (0: the packet's).
+    pub port: u16,
+    /// Forwarding method.
+    pub fwd: String,
+    /// Weight at the end.
+    pub weight: u32,
+    /// Whether an event removed it.
+    pub removed: bool,
+    /// Connections scheduled to it.
+    pub connections: u64,
+    /// Its connections in the table at the end: active.
+    pub active: u32,
+    /// ... and inactive.
+    pub inactive: u32,
+    /// Packets forwarded for it, both directions.
+    pub packets: u64,
+    /// Bytes of those frames.
+    pub bytes: u64,
+    /// Requests toward it.
+    pub packets_in: u64,
+    /// Bytes of those.
+    pub bytes_in: u64,
+    /// Replies from it (NAT).
+    pub packets_out: u64,
+    /// Bytes of those.
+    pub bytes_out: u64,
+}
+
+/// The connection table at the end.
+#[derive(Debug, Serialize)]
+pub struct Connections {
+    /// Created.
+    pub created: u64,
+    /// Expired during the replay.
+    pub expired: u64,
+    /// Evicted (table full).
+    pub evicted: u64,
+    /// Refused (table full).
+    pub refused: u64,
+    /// Expired early and scheduled anew.
+    pub rescheduled: u64,
+    /// In the table at the end.
+    pub in_table: u64,
+    /// Persistence templates at the end.
+    pub templates: u64,
+    /// In the table at the end, by state.
+    pub states: BTreeMap<String, u64>,
+}
+
+/// An operator event.
+#[derive(Debug, Serialize)]
+pub struct EventReport {
+    /// Seconds after the first packet.
+    pub at_s: f64,
+    /// As given.
+    pub action: String,
+    /// What it did.
+    pub result: String,
+    /// Whether it failed.
+    pub ok: bool,
+}
+
+fn join_unique(items: impl Iterator<Item = String>) -> String {
+    let mut v: Vec<String> = Vec::new();
+    for i in items {
+        if !v.contains(&i) {
+            v.push(i);
+        }
+    }
+    v.join("+")
+}
+
+impl Report {
+    /// Builds the report.
+    pub fn new(cap: &Capture, file: &str, loops: u32, pipe: &Pipeline, res: &RunResult) -> Report {
+        let c = &res.counters;
+        let mut destinations = Vec::new();
+        let zero = DestCounters::default();
+        let mut push = |si: usize, d: &lb_sched::Destination, removed: bool| {
+            let k = c.dests.get(si).and_then(|v| v.get(d.id().0 as usize)).unwrap_or(&zero);
+            destinations.push(DestReport {
+                service: pipe.services()[si].vip.to_string(),
+                address: d.addr().to_string(),
+                port: d.port(),
+                fwd: mode_name(d.fwd()).to_string(),
+                weight: d.weight(),
+                removed,
+                connections: k.connections,
+                active: d.active_conns(),
+                inactive: d.inactive_conns(),
+                packets: k.packets_in + k.packets_out,
+                bytes: k.bytes_in + k.bytes_out,
+                packets_in: k.packets_in,
+                bytes_in: k.bytes_in,
+                packets_out: k.packets_out,
+                bytes_out: k.bytes_out,
+            });
+        };
+        for (si, rt) in pipe.services().iter().enumerate() {
+            // Oldest first (the order they were added), like the configuration.
+            for d in rt.svc.destinations().iter().rev() {
+                push(si, d, false);
+            }
+        }
+        for (si, d) in pipe.removed() {
+            push(si, &d, true);
+        }
+        let ts = pipe.table.stats();
+        let states = State::ALL
+            .iter()
+            .filter(|s| ts.states[**s as usize] > 0)
+            .map(|s| (s.name().to_string(), ts.states[*s as usize]))
+            .collect();
+        let mode = join_unique(
+            pipe.services().iter().flat_map(|s| s.svc.destinations()).map(|d| mode_name(d.fwd()).to_string()),
+        );
+        let scheduler = join_unique(pipe.services().iter().map(|s| s.svc.scheduler_name().to_string()));
+        let elapsed_s = res.elapsed.as_secs_f64();
+        Report {
+            mode,
+            scheduler,
+            capture: CaptureReport {
+                file: file.to_string(),
+                format: cap.format.to_string(),
+                link_type: cap.link.clone(),
+                frames: cap.frames.len(),
+                converted: cap.converted,
+                loops,
+                truncated: cap
+                    .truncated
+                    .as_ref()
+                    .map(|t| Truncated { after_frames: t.after_frames, reason: t.reason.clone() }),
+            },
+            packets: Packets {
+                read: c.read,
+                forwarded: c.forwarded,
+                fragmented: c.fragmented,
+                replies_skipped: c.replies_skipped,
+                icmp_sent: c.icmp_sent,
+                dropped: c.dropped.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            },
+            frames: Frames { emitted: res.frames_emitted, fragments: c.fragments },
+            destinations,
+            connections: Connections {
+                created: ts.created,
+                expired: ts.expired,
+                evicted: ts.evicted,
+                refused: ts.refused,
+                rescheduled: ts.rescheduled,
+                in_table: ts.connections,
+                templates: ts.templates,
+                states,
+            },
+            events: res
+                .events
+                .iter()
+                .map(|(at, text, r)| EventReport {
+                    at_s: at.as_secs_f64(),
+                    action: text.clone(),
+                    ok: r.is_ok(),
+                    result: match r {
+                        Ok(s) | Err(s) => s.clone(),
+                    },
+                })
+                .collect(),
+            elapsed_s,
+            rate_pps: if elapsed_s > 0.0 { c.read as f64 / elapsed_s } else { 0.0 },
+        }
+    }
+
+    /// The report as one JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// The report for people.
+    pub fn to_text(&self, pipe: &Pipeline) -> String {
+        let mut s = String::new();
+        let p = &self.packets;
+        let _ = writeln!(s, "replay: mode {}, scheduler {}", self.mode, self.scheduler);
+        let _ = writeln!(
+            s,
+            "capture: {} ({}, {}), {} frames{}{}",
+            self.capture.file,
+            self.capture.format,
+            self.capture.link_type,
+            self.capture.frames,
+            if self.capture.loops > 1 { format!(", {} loops", self.capture.loops) } else { String::new() },
+            if self.capture.converted > 0 {
+                format!(", {} given an Ethernet header", self.capture.converted)
+            } else {
+                String::new()
+            },
+        );
+        if let Some(t) = &self.capture.truncated {
+            let _ = writeln!(
+                s,
+                "capture damaged after frame {}: {} (the frames before it were replayed)",
+                t.after_frames, t.reason
+            );
+        }
+        let dropped: u64 = p.dropped.values().sum();
+        let _ = writeln!(
+            s,
+            "packets: {} read = {} forwarded + {} replies skipped (DR/TUN) + {} dropped; {} ICMP errors sent; {} frames emitted",
+            p.read, p.forwarded, p.replies_skipped, dropped, p.icmp_sent, self.frames.emitted
+        );
+        if p.fragmented > 0 {
+            let _ = writeln!(s, "  {} packets forwarded as {} IPv4 fragments", p.fragmented, self.frames.fragments);
+        }
+        if !p.dropped.is_empty() {
+            let reasons: Vec<String> = p.dropped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(s, "  dropped: {}", reasons.join(", "));
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "{:<34} {:<8} {:>6} {:>10} {:>9} {:>8} {:>9} {:>9} {:>11} {:>11}",
+            "Prot LocalAddress:Port Scheduler",
+            "Forward",
+            "Weight",
+            "ActiveConn",
+            "InActConn",
+            "Conns",
+            "InPkts",
+            "OutPkts",
+            "InBytes",
+            "OutBytes"
+        );
+        for rt in pipe.services() {
+            let proto = match rt.vip {
+                Vip::Addr { proto: Some(p), .. } => p.as_str().to_uppercase(),
+                Vip::Addr { proto: None, .. } => "TCP+UDP".into(),
+                Vip::Any { .. } => "ANY".into(),
+            };
+            let vip = match rt.vip {
+                Vip::Addr { addr, .. } => addr.to_string(),
+                Vip::Any { v6 } => if v6 { "[::]:*" } else { "0.0.0.0:*" }.to_string(),
+            };
+            let _ = writeln!(s, "{proto} {vip} {}", rt.svc.scheduler_name());
+            let name = rt.vip.to_string();
+            for d in self.destinations.iter().filter(|d| d.service == name) {
+                let addr: std::net::IpAddr = d.address.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+                let ep = if addr.is_ipv6() {
+                    format!("[{}]:{}", d.address, d.port)
+                } else {
+                    format!("{}:{}", d.address, d.port)
+                };
+                let _ = writeln!(
+                    s,
+                    "  -> {:<29} {:<8} {:>6} {:>10} {:>9} {:>8} {:>9} {:>9} {:>11} {:>11}{}",
+                    ep,
+                    d.fwd,
+                    d.weight,
+                    d.active,
+                    d.inactive,
+                    d.connections,
+                    d.packets_in,
+                    d.packets_out,
+                    d.bytes_in,
+                    d.bytes_out,
+                    if d.removed { "  (removed)" } else { "" }
+                );
+            }
+        }
+        let c = &self.connections;
+        let states: Vec<String> = c.states.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "connections: {} created, {} in the table ({}), {} expired, {} rescheduled, {} evicted, {} refused{}",
+            c.created,
+            c.in_table,
+            if states.is_empty() { "none".into() } else { states.join(", ") },
+            c.expired,
+            c.rescheduled,
+            c.evicted,
+            c.refused,
+            if c.templates > 0 { format!(", {} persistence templates", c.templates) } else { String::new() }
+        );
+        for e in &self.events {
+            let _ = writeln!(
+                s,
+                "event at {:.3} s: {}: {}{}",
+                e.at_s,
+                e.action,
+                if e.ok { "" } else { "FAILED: " },
+                e.result
+            );
+        }
+        let _ = writeln!(s, "elapsed {:.3} s, {:.0} packets/s", self.elapsed_s, self.rate_pps);
+        s
+    }
+}

@@ -1,0 +1,291 @@
+//! Services from an `ipvsadm-save -n` rules file: LVS users replay against the rules they run.
+//!
+//! Accepted, in short or long form:
+//!
+//! ```text
+//! -A -t|-u VIP:PORT [-s SCHED] [-b FLAGS] [-p [TIMEOUT]] [-M NETMASK] [-o]
+//! -a -t|-u VIP:PORT -r RIP[:PORT] [-g|-m|-i] [-w W] [-x UPPER] [-y LOWER]
+//!    [--tun-type ipip|gue] [--tun-port PORT]
+//! ```
+//!
+//! Blank lines and `#` comments are skipped. Anything else (fwmark and SCTP services, `-E`,
+//! persistence engines, GRE tunnels, GUE checksum options...) is an error naming the file, the
+//! line and the option.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use lb_conntrack::Persistence;
+use lb_sched::{ForwardMethod, Protocol, SchedFlags};
+
+use crate::config::{Backend, ServiceSpec, Vip};
+
+/// A rules file that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RulesError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the rules file: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        reason: String,
+    },
+    /// A line is malformed or asks for something unsupported.
+    #[error("{path}:{line}: {message}")]
+    Line {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Reads and parses a rules file.
+pub fn read(path: &Path) -> Result<Vec<ServiceSpec>, RulesError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| RulesError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+    parse(&text, path)
+}
+
+/// Parses rules text (`path` names it in errors).
+pub fn parse(text: &str, path: &Path) -> Result<Vec<ServiceSpec>, RulesError> {
+    let mut services: Vec<ServiceSpec> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let err = |message: String| RulesError::Line { path: path.to_path_buf(), line: i + 1, message };
+        parse_line(line, &mut services).map_err(err)?;
+    }
+    Ok(services)
+}
+
+fn parse_line(line: &str, services: &mut Vec<ServiceSpec>) -> Result<(), String> {
+    let toks: Vec<&str> = line.split_whitespace().collect();
+    let mut it = toks.iter().copied().peekable();
+    let cmd = it.next().unwrap_or_default();
+    let adding_service = match cmd {
+        "-A" | "--add-service" => true,
+        "-a" | "--add-server" => false,
+        "-E" | "--edit-service" | "-e" | "--edit-server" | "-D" | "--delete-service" | "-d" | "--delete-server"
+        | "-C" | "--clear" => {
+            return Err(format!("{cmd:?} is not part of ipvsadm-save output; only -A and -a lines are replayed"))
+        }
+        other => return Err(format!("expected -A or -a at the start of the line, found {other:?}")),
+    };
+    let mut vip: Option<Vip> = None;
+    let mut spec = ServiceSpec::new(Vip::Any { v6: false });
+    let mut backend: Option<Backend> = None;
+    let mut fwd: Option<ForwardMethod> = None;
+    let (mut weight, mut upper, mut lower) = (None, None, None);
+    let (mut tun_type, mut tun_port): (Option<&str>, Option<u16>) = (None, None);
+    let mut netmask: Option<String> = None;
+    while let Some(opt) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{opt} needs a {name}"));
+        match opt {
+            "-t" | "--tcp-service" | "-u" | "--udp-service" => {
+                let v = value("VIP:PORT")?;
+                let addr: SocketAddr = v.parse().map_err(|_| format!("{opt} {v:?}: expected VIP:PORT ([V6]:PORT)"))?;
+                let proto = if opt == "-t" || opt == "--tcp-service" { Protocol::Tcp } else { Protocol::Udp };
+                vip = Some(Vip::Addr { proto: Some(proto), addr });
+            }
+            "-f" | "--fwmark-service" => {
+                return Err("fwmark services are not supported (replay --vip any is the catch-all service)".into())
+            }
+            "--sctp-service" => return Err("SCTP services are not supported".into()),
+            "-s" | "--scheduler" if adding_service => {
+                let v = value("scheduler")?;
+                lb_sched::registry::lookup(v).map_err(|e| e.to_string())?;
+                spec.sched = v.to_string();
+            }
+            "-b" | "--sched-flags" if adding_service => {
+                spec.flags = SchedFlags::parse(value("flag list")?).map_err(|e| e.to_string())?;
+            }
+            "-p" | "--persistent" if adding_service => {
+                let mut p = Persistence::default();
+                if let Some(t) = it.peek().and_then(|t| t.parse::<u64>().ok()) {
+                    it.next();
+                    p.timeout = std::time::Duration::from_secs(t);
+                }
+                spec.persistence = Some(p);
+            }
+            "-M" | "--netmask" if adding_service => netmask = Some(value("netmask")?.to_string()),
+            "-o" | "--ops" if adding_service => spec.one_packet = true,
+            "-r" | "--real-server" if !adding_service => {
+                let v = value("RIP[:PORT]")?;
+                let (addr, port) = crate::config::parse_addr_port(v).map_err(|e| format!("-r: {e}"))?;
+                let mut b = Backend::new(addr);
+                b.port = port;
+                backend = Some(b);
+            }
+            "-g" | "--gatewaying" if !adding_service => fwd = Some(ForwardMethod::DirectRoute),
+            "-m" | "--masquerading" if !adding_service => fwd = Some(ForwardMethod::Masq),
+            "-i" | "--ipip" if !adding_service => fwd = Some(ForwardMethod::Tunnel),
+            "-w" | "--weight" if !adding_service => weight = Some(number(opt, value("weight")?)?),
+            "-x" | "--u-threshold" if !adding_service => upper = Some(number(opt, value("threshold")?)?),
+            "-y" | "--l-threshold" if !adding_service => lower = Some(number(opt, value("threshold")?)?),
+            "--tun-type" if !adding_service => tun_type = Some(value("tunnel type")?),
+            "--tun-port" if !adding_service => {
+                let v = value("port")?;
+                tun_port = Some(v.parse().map_err(|_| format!("--tun-port {v:?} is not a port"))?);
+            }
+            other => {
+                let what = if adding_service { "a service (-A)" } else { "a real server (-a)" };
+                return Err(format!("option {other:?} is not supported for {what}"));
+            }
+        }
+    }
+    let vip = vip.ok_or("missing the service address (-t VIP:PORT or -u VIP:PORT)")?;
+    if adding_service {
+        if let Some(m) = netmask {
+            let p = spec.persistence.get_or_insert_with(Persistence::default);
+            let v6 = matches!(vip, Vip::Addr { addr: SocketAddr::V6(_), .. });
+            let prefix = parse_netmask(&m, v6)?;
+            if v6 {
+                p.v6_prefix = prefix;
+            } else {
+                p.v4_prefix = prefix;
+            }
+        }
+        if services.iter().any(|s| s.vip == vip) {
+            return Err(format!("service {vip} is defined twice"));
+        }
+        spec.vip = vip;
+        services.push(spec);
+        return Ok(());
+    }
+    let mut b = backend.ok_or("missing the real server (-r RIP[:PORT])")?;
+    b.fwd = Some(fwd.unwrap_or(ForwardMethod::DirectRoute));
+    b.weight = weight.unwrap_or(1);
+    b.u_threshold = upper.unwrap_or(0);
+    b.l_threshold = lower.unwrap_or(0);
+    match (tun_type, b.fwd) {
+        (None | Some("ipip"), _) => {}
+        (Some("gue"), Some(ForwardMethod::Tunnel)) => {
+            b.gue_port = Some(tun_port.ok_or("--tun-type gue needs --tun-port PORT")?)
+        }
+        (Some("gue"), _) => return Err("--tun-type gue needs the tunnel method (-i)".into()),
+        (Some(other), _) => return Err(format!("tunnel type {other:?} is not supported (ipip or gue)")),
+    }
+    let svc = services
+        .iter_mut()
+        .find(|s| s.vip == vip)
+        .ok_or_else(|| format!("real server for service {vip}, which no earlier -A line defines"))?;
+    if let Vip::Addr { addr, .. } = vip {
+        if addr.is_ipv4() != b.addr.is_ipv4() && b.fwd != Some(ForwardMethod::Tunnel) {
+            return Err(format!(
+                "real server {} is not of the service's address family (only tunnels may mix)",
+                b.addr
+            ));
+        }
+    }
+    if svc.backends.iter().any(|x| x.addr == b.addr && x.port == b.port) {
+        return Err(format!("real server {} is listed twice for {vip}", b.addr));
+    }
+    svc.backends.push(b);
+    Ok(())
+}
+
+fn number(opt: &str, v: &str) -> Result<u32, String> {
+    v.parse().map_err(|_| format!("{opt} {v:?} is not a non-negative number"))
+}
+
+/// A netmask as a prefix length: dotted (`255.255.255.0`) for IPv4, a length for either.
+fn parse_netmask(m: &str, v6: bool) -> Result<u8, String> {
+    if let Ok(len) = m.parse::<u8>() {
+        let max = if v6 { 128 } else { 32 };
+        return if len <= max { Ok(len) } else { Err(format!("netmask /{len} is longer than {max}")) };
+    }
+    match m.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) if !v6 => {
+            let bits = u32::from(a);
+            let len = bits.leading_ones();
+            if bits.checked_shl(len).unwrap_or(0) != 0 {
+                return Err(format!("netmask {m} is not contiguous"));
+            }
+            Ok(len as u8)
+        }
+        _ => Err(format!("netmask {m:?}: expected a dotted IPv4 mask or a prefix length")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Vec<ServiceSpec>, RulesError> {
+        parse(text, Path::new("lvs.rules"))
+    }
+
+    fn line_err(text: &str) -> (usize, String) {
+        match p(text).unwrap_err() {
+            RulesError::Line { line, message, .. } => (line, message),
+            e => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn parses_ipvsadm_save_output() {
+        let s = p("# ipvsadm-save -n\n\
+                   -A -t 192.0.2.10:80 -s wrr -b sh-port -p 600 -M 255.255.255.0\n\
+                   -a -t 192.0.2.10:80 -r 10.0.0.1:8080 -m -w 3 -x 100 -y 50\n\
+                   -a -t 192.0.2.10:80 -r 10.0.0.2:8080 -g -w 0\n\
+                   -A -u [2001:db8::10]:53 -s rr -o\n\
+                   -a -u [2001:db8::10]:53 -r [2001:db8::1]:53 -i -w 1 --tun-type gue --tun-port 6080\n\
+                   -A --tcp-service 192.0.2.11:443 --scheduler mh --persistent\n")
+        .unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].sched, "wrr");
+        assert_eq!(s[0].flags, SchedFlags(SchedFlags::SCHED2));
+        let per = s[0].persistence.unwrap();
+        assert_eq!((per.timeout.as_secs(), per.v4_prefix), (600, 24));
+        assert_eq!(s[0].backends.len(), 2);
+        let b = &s[0].backends[0];
+        assert_eq!(
+            (b.port, b.weight, b.u_threshold, b.l_threshold, b.fwd),
+            (Some(8080), 3, 100, 50, Some(ForwardMethod::Masq))
+        );
+        assert_eq!((s[0].backends[1].weight, s[0].backends[1].fwd), (0, Some(ForwardMethod::DirectRoute)));
+        assert!(s[1].one_packet);
+        assert_eq!(s[1].backends[0].gue_port, Some(6080));
+        assert_eq!(s[2].persistence.unwrap().timeout.as_secs(), 300);
+        assert!(matches!(s[2].vip, Vip::Addr { proto: Some(Protocol::Tcp), .. }));
+    }
+
+    #[test]
+    fn every_malformed_line_is_an_error_naming_it() {
+        let head = "-A -t 192.0.2.10:80 -s wlc\n";
+        let cases = [
+            ("-A -f 1 -s rr", "fwmark"),
+            ("-A -t 192.0.2.10:80 -s lblcr", "unknown scheduler"),
+            ("-A -t 192.0.2.10 -s rr", "expected VIP:PORT"),
+            ("-A -t 192.0.2.12:80 -b sh-bogus", "unknown scheduler flag"),
+            ("-A -t 192.0.2.12:80 -M 255.0.255.0", "not contiguous"),
+            ("-A -t 192.0.2.12:80 --pe sip", "not supported"),
+            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -w x", "not a non-negative number"),
+            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -w", "needs a weight"),
+            ("-a -t 192.0.2.99:80 -r 10.0.0.1", "no earlier -A line"),
+            ("-a -t 192.0.2.10:80 -w 1", "missing the real server"),
+            ("-a -t 192.0.2.10:80 -r 2001:db8::1 -g", "address family"),
+            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -i --tun-type gre", "not supported"),
+            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -i --tun-type gue", "--tun-port"),
+            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -s rr", "not supported for a real server"),
+            ("-E -t 192.0.2.10:80 -s rr", "not part of ipvsadm-save"),
+            ("-A -t 192.0.2.10:80", "defined twice"),
+            ("hello", "expected -A or -a"),
+        ];
+        for (line, want) in cases {
+            let (n, msg) = line_err(&format!("{head}\n# comment\n{line}\n"));
+            assert_eq!(n, 4, "{line}");
+            assert!(msg.contains(want), "{line}: {msg}");
+        }
+        let e = p(&format!("{head}-a -t 192.0.2.10:80 -r 10.0.0.1\n-a -t 192.0.2.10:80 -r 10.0.0.1\n")).unwrap_err();
+        assert_eq!(e.to_string(), "lvs.rules:3: real server 10.0.0.1 is listed twice for tcp 192.0.2.10:80");
+        let e = read(Path::new("/nonexistent/lvs.rules")).unwrap_err();
+        assert!(e.to_string().starts_with("/nonexistent/lvs.rules: cannot read"), "{e}");
+    }
+}
