@@ -766,7 +766,8 @@ impl ConnTable {
         let mut dropped_link = NO_LINK;
         {
             let mut sh = fam.shards[si].lock();
-            if let Some(slot) = sh.find_in(hin, &k, false) {
+            let found = self.find_live(&mut sh, hin, &k, now, &mut dropped_link);
+            if let Some(slot) = found {
                 sh.stats.hits += 1;
                 let (resched, available) = {
                     let e = sh.e(slot);
@@ -833,7 +834,17 @@ impl ConnTable {
 
         let mut sh = fam.shards[si].lock();
         // Another thread may have created it meanwhile: then this packet is just a hit.
-        if let Some(slot) = sh.find_in(hin, &k, false) {
+        let mut stale_link = NO_LINK;
+        let mut found = self.find_live(&mut sh, hin, &k, now, &mut stale_link);
+        while stale_link != NO_LINK {
+            // Rare: a concurrent connection that timed out too. Drop its template link with no
+            // shard lock held, then look again.
+            drop(sh);
+            self.drop_control(fam, std::mem::replace(&mut stale_link, NO_LINK));
+            sh = fam.shards[si].lock();
+            found = self.find_live(&mut sh, hin, &k, now, &mut stale_link);
+        }
+        if let Some(slot) = found {
             let v = self.transition(&mut sh, slot, now, Dir::Input, f, false, rescheduled);
             drop(sh);
             self.drop_control(fam, tmpl);
@@ -1004,10 +1015,19 @@ impl ConnTable {
         let hc = self.client_hash(k.proto, k.caddr, k.cport);
         let mut sh = fam.shards[fam.index_of(hc)].lock();
         let hout = sub_hash(hc, k.vaddr, k.vport, KIND_OUT);
-        let slot = sh.find_out(hout, k.proto, k.caddr, k.cport, flow.src, flow.src_port).or_else(|| {
+        let mut slot = sh.find_out(hout, k.proto, k.caddr, k.cport, flow.src, flow.src_port).or_else(|| {
             sh.find_in(sub_hash(hc, k.vaddr, k.vport, KIND_IN), &k, false)
                 .filter(|&s| sh.e(s).fwd() != ForwardMethod::Masq)
         });
+        let mut dropped_link = NO_LINK;
+        if let Some(s) = slot {
+            if sh.e(s).deadline() <= now {
+                // Its timer would have fired already: it is gone.
+                dropped_link = self.release(&mut sh, s);
+                sh.stats.expired += 1;
+                slot = None;
+            }
+        }
         match slot {
             Some(slot) => {
                 sh.stats.hits += 1;
@@ -1015,9 +1035,25 @@ impl ConnTable {
             }
             None => {
                 sh.stats.misses += 1;
+                drop(sh);
+                self.drop_control(fam, dropped_link);
                 OutVerdict::NoConnection
             }
         }
+    }
+
+    /// The live connection under `k`: one found past its deadline is expired first (IPVS's
+    /// timer would have fired at the deadline), so what a packet meets never depends on when
+    /// [`ConnTable::expire`] last ran. A template link to drop is left in `link`.
+    #[inline]
+    fn find_live<A: Addr>(&self, sh: &mut Shard<A>, h: u64, k: &Key<A>, now: u64, link: &mut u32) -> Option<u32> {
+        let slot = sh.find_in(h, k, false)?;
+        if sh.e(slot).deadline() > now {
+            return Some(slot);
+        }
+        *link = self.release(sh, slot);
+        sh.stats.expired += 1;
+        None
     }
 
     /// The connection of a client → virtual service `flow`, without touching it (for ICMP

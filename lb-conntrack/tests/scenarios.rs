@@ -392,3 +392,23 @@ fn no_destination_and_ipv6() {
     let mixed = lb_sched::Flow { dst: ip("198.51.100.1"), ..f };
     assert_eq!(tb.input(t(1.0), &mixed, SYN, &svc, &P), InVerdict::NotScheduled(NotScheduled::Unsupported));
 }
+
+#[test]
+fn a_packet_after_the_deadline_never_meets_the_old_connection() {
+    // IPVS's timer fires at the deadline: whether or not an expiry pass ran, a packet that
+    // comes later finds no connection.
+    let svc = service("rr", 2, ForwardMethod::DirectRoute);
+    let tb = table(Config::default());
+    let f = tcp("192.0.2.1", 40000);
+    let c1 = fwd(tb.input(t(1.0), &f, SYN, &svc, &P));
+    // SYN_RECV lasts 60 s; no expire() call in between.
+    assert_eq!(tb.input(t(61.0), &f, ACK, &svc, &P), InVerdict::NotScheduled(NotScheduled::NotSyn));
+    assert!(tb.is_empty());
+    assert_counters_match(&tb, &svc.destinations());
+    // Just before the deadline it is still there.
+    let c2 = fwd(tb.input(t(70.0), &f, SYN, &svc, &P));
+    assert!(c2.created && !c2.rescheduled);
+    assert_ne!(c2.daddr, c1.daddr);
+    assert_eq!(fwd(tb.input(t(129.999), &f, ACK, &svc, &P)).state, State::Established);
+    assert_eq!(tb.stats().expired, 1);
+}

@@ -439,6 +439,11 @@ pub struct Worker<'p> {
     pub counters: Counters,
     reply: Box<[u8]>,
     since_expire: u32,
+    /// Whether [`Worker::process`] runs the connection table's expiry itself (every 1024
+    /// frames, at the frame's time). A driver with several workers turns it off and expires at
+    /// the time all workers have reached, so no worker's clock expires another's connections
+    /// early.
+    pub auto_expire: bool,
 }
 
 enum Class {
@@ -468,7 +473,13 @@ fn mac_at(frame: &[u8], at: usize) -> MacAddr {
 impl<'p> Worker<'p> {
     /// A worker on `p`.
     pub fn new(p: &'p Pipeline) -> Self {
-        Worker { p, counters: Counters::default(), reply: vec![0u8; 2048].into_boxed_slice(), since_expire: 0 }
+        Worker {
+            p,
+            counters: Counters::default(),
+            reply: vec![0u8; 2048].into_boxed_slice(),
+            since_expire: 0,
+            auto_expire: true,
+        }
     }
 
     #[inline]
@@ -482,7 +493,7 @@ impl<'p> Worker<'p> {
     pub fn process(&mut self, now: Timestamp, buf: &mut FrameBuf<'_>, sink: &mut dyn FnMut(&[u8])) -> Outcome {
         self.counters.read += 1;
         self.since_expire += 1;
-        if self.since_expire >= 1024 {
+        if self.auto_expire && self.since_expire >= 1024 {
             self.since_expire = 0;
             self.p.table.expire(now);
         }

@@ -167,6 +167,8 @@ pub fn run(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, out: &dyn Output) ->
         lists[worker_of(cap.frame(f), workers)].push(f);
     }
     let barrier = Barrier::new(workers);
+    // Each worker's current capture time: connections are expired at the earliest of them.
+    let clocks: Vec<AtomicU64> = (0..workers).map(|_| AtomicU64::new(0)).collect();
     let applied = Mutex::new(Vec::new());
     let emitted = AtomicU64::new(0);
     let done = AtomicU64::new(0);
@@ -183,11 +185,13 @@ pub fn run(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, out: &dyn Output) ->
     let counters: Vec<Counters> = std::thread::scope(|s| {
         let handles: Vec<_> = lists
             .iter()
-            .map(|list| {
-                let (barrier, applied, emitted, done, bar, events) =
-                    (&barrier, &applied, &emitted, &done, &bar, &events);
+            .enumerate()
+            .map(|(wi, list)| {
+                let (barrier, applied, emitted, done, bar, events, clocks) =
+                    (&barrier, &applied, &emitted, &done, &bar, &events, &clocks);
                 s.spawn(move || {
                     let mut worker = Worker::new(pipe);
+                    worker.auto_expire = false;
                     let mut buf = vec![0u8; HEADROOM + MAX_FRAME];
                     let mut next_ev = 0usize;
                     let mut sent = 0u64;
@@ -208,6 +212,11 @@ pub fn run(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, out: &dyn Output) ->
                             pace(cfg.pacing, start, rel, sent, workers);
                             let data = cap.frame(f);
                             let ts = f.ts_ns + lp * span;
+                            clocks[wi].store(ts, Relaxed);
+                            if sent % 1024 == 1023 {
+                                let min = clocks.iter().map(|c| c.load(Relaxed)).min().unwrap_or(ts);
+                                pipe.expire(Timestamp::from_nanos(min));
+                            }
                             let n = data.len().min(MAX_FRAME);
                             buf[HEADROOM..HEADROOM + n].copy_from_slice(&data[..n]);
                             let Some(mut fb) = FrameBuf::new(&mut buf, HEADROOM, n) else { continue };
@@ -230,6 +239,7 @@ pub fn run(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, out: &dyn Output) ->
                             }
                         }
                     }
+                    clocks[wi].store(u64::MAX, Relaxed);
                     while next_ev < events.len() {
                         apply(&events[next_ev]);
                         next_ev += 1;
