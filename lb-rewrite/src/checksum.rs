@@ -91,13 +91,14 @@ impl Sum {
     }
 }
 
-#[inline]
-const fn fold64(mut s: u64) -> u16 {
-    // At most four rounds are needed from 64 bits; the loop ends as soon as no carry is left.
-    while s > 0xFFFF {
-        s = (s & 0xFFFF) + (s >> 16);
-    }
-    s as u16
+/// Folds a 64-bit one's-complement sum to 16 bits, without branches. Each step keeps the value
+/// modulo 0xFFFF (2^16 ≡ 2^32 ≡ 1) and adds the carries back in (end-around carry).
+#[inline(always)]
+const fn fold64(s: u64) -> u16 {
+    let s = (s >> 32) + (s & 0xFFFF_FFFF); // < 2^33
+    let s = (s + (s >> 32)) as u32; // a carry out of bit 32 comes back in at bit 0
+    let s = (s >> 16) + (s & 0xFFFF); // ≤ 0x1FFFE
+    (s + (s >> 16)) as u16 // the same for a carry out of bit 16
 }
 
 /// The checksum of `data` ([RFC 1071]): what to store in a checksum field that was zero while
@@ -178,6 +179,16 @@ impl Update {
     #[inline]
     pub const fn replace_u32(self, old: u32, new: u32) -> Self {
         Update(self.0 + (!old) as u64 + new as u64)
+    }
+
+    /// A 16-byte field (an IPv6 address) changed from `old` to `new`.
+    #[inline(always)]
+    pub fn replace_addr16(self, old: &[u8; 16], new: &[u8; 16]) -> Self {
+        let (o, n) = (u128::from_be_bytes(*old), u128::from_be_bytes(*new));
+        let words =
+            |x: u128| (x >> 96) as u32 as u64 + (x >> 64) as u32 as u64 + (x >> 32) as u32 as u64 + x as u32 as u64;
+        // Σ~m over four 32-bit words is 4·0xFFFF_FFFF - Σm.
+        Update(self.0 + (4 * 0xFFFF_FFFF - words(o)) + words(n))
     }
 
     /// A field of whole 16-bit words changed from `old` to `new` (same length, even).
@@ -355,6 +366,13 @@ mod tests {
             #[test]
             fn sum_matches_reference(data in proptest::collection::vec(any::<u8>(), 0..300)) {
                 prop_assert_eq!(checksum(&data), reference(&data));
+            }
+
+            #[test]
+            fn addr16_is_bytes(old in any::<[u8; 16]>(), new in any::<[u8; 16]>(), check in any::<u16>()) {
+                let a = Update::new().replace_addr16(&old, &new).apply(check);
+                let b = Update::new().replace_bytes(&old, &new).apply(check);
+                prop_assert_eq!(difference(a, b), 0);
             }
 
             /// Replacing any aligned words and updating incrementally gives the recomputed

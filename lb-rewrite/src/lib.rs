@@ -86,13 +86,14 @@
 //! frame[24..26].copy_from_slice(&c.to_be_bytes());
 //! frame[34..54].copy_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
 //!
-//! let pkt = parse(&frame).unwrap();
+//! let parsed = parse(&frame);
+//! let Ok(pkt) = &parsed else { panic!("drop: {:?}", parsed) };
 //! assert!(pkt.tcp_flags().syn());
 //! assert_eq!(pkt.flow().dst_port, 80);
 //!
 //! let hop = NextHop { src_mac: MacAddr([2, 0, 0, 0, 0, 1]), dst_mac: MacAddr([2, 0, 0, 0, 0, 2]), mtu: 1500 };
 //! let mut buf = FrameBuf::whole(&mut frame);
-//! let verdict = dnat(&mut buf, &pkt, &hop, "10.0.0.2:8080".parse().unwrap(), &mut |_: &[u8]| {}).unwrap();
+//! let verdict = dnat(&mut buf, pkt, &hop, "10.0.0.2:8080".parse().unwrap(), &mut |_: &[u8]| {}).unwrap();
 //! assert_eq!(verdict, Verdict::Forward);
 //!
 //! let out = parse(buf.frame()).unwrap();

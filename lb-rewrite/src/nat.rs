@@ -25,7 +25,7 @@ pub(crate) enum Fit {
 pub(crate) fn fit(pkt: &Packet, len: usize, mtu: u16) -> Fit {
     if len <= usize::from(mtu) {
         Fit::Fits
-    } else if pkt.version() == IpVersion::V4 && (!pkt.df() || pkt.quote().is_some()) {
+    } else if pkt.version() == IpVersion::V4 && (!pkt.df() || pkt.has_quote()) {
         Fit::Fragment
     } else {
         Fit::TooBig(mtu)
@@ -52,9 +52,12 @@ pub(crate) fn ip_header_mut<'a, const N: usize>(
 /// Decrements an IPv4 TTL and returns the matching header-checksum update (not applied).
 #[inline(always)]
 pub(crate) fn ttl_down_v4(h: &mut [u8; ipv4::MIN_HEADER_LEN]) -> Update {
+    // The TTL is the high byte of the (TTL, protocol) word. Read and write the whole word: a
+    // byte store followed by a word load of the same bytes stalls store forwarding.
     let old = wire::rd16(h, ipv4::TTL);
-    h[ipv4::TTL] = h[ipv4::TTL].wrapping_sub(1);
-    Update::new().replace_u16(old, wire::rd16(h, ipv4::TTL))
+    let new = old.wrapping_sub(0x0100);
+    wire::wr16(h, ipv4::TTL, new);
+    Update::new().replace_u16(old, new)
 }
 
 /// Decrements an IPv4 TTL and updates the header checksum.
@@ -72,15 +75,6 @@ pub(crate) fn set_macs(f: &mut [u8], hop: &NextHop) -> Result<(), RewriteError> 
     dst.copy_from_slice(&hop.dst_mac.0);
     src.copy_from_slice(&hop.src_mac.0);
     Ok(())
-}
-
-/// The last step of every mode: fragment if the MTU requires it.
-#[inline(always)]
-fn finish(frame: &mut FrameBuf<'_>, pkt: &Packet, fit: Fit, mtu: u16, frags: &mut dyn FragmentSink) -> Verdict {
-    match fit {
-        Fit::Fits | Fit::TooBig(_) => Verdict::Forward,
-        Fit::Fragment => fragment_in_place(frame, pkt.l3(), mtu, frags),
-    }
 }
 
 #[cold]
@@ -102,11 +96,74 @@ fn check_fragmentable(fit: Fit, l4_minus_l3: usize, mtu: u16) -> Result<(), Rewr
     Ok(())
 }
 
+/// The rewrite `over_mtu` runs before fragmenting.
+#[derive(Clone, Copy)]
+enum Mode {
+    Dr,
+    Nat(End, SocketAddr),
+}
+
+/// What the MTU check asks for, once the packet is known not to fit.
+#[cold]
+#[inline(never)]
+///
+/// It takes the packet by value: a `&Packet` reaching a function that is not inlined would keep
+/// the caller's `Packet` in memory instead of registers, on the fast path too.
+fn over_mtu(
+    frame: &mut FrameBuf<'_>,
+    pkt: Packet,
+    hop: &NextHop,
+    fit: Fit,
+    mode: Mode,
+    frags: &mut dyn FragmentSink,
+) -> Result<Verdict, RewriteError> {
+    let pkt = &pkt;
+    let rewrite = |f: &mut [u8]| match mode {
+        Mode::Dr => dr_in_place(f, pkt, hop),
+        Mode::Nat(end, to) => nat_in_place(f, pkt, hop, end, to),
+    };
+    match fit {
+        Fit::TooBig(mtu) => {
+            // The kernel decrements the TTL before the MTU check; the reply quotes the result.
+            let f = frame.frame_mut();
+            if pkt.ip_end() > f.len() {
+                return Err(RewriteError::PacketMismatch);
+            }
+            match pkt.version() {
+                IpVersion::V4 => {
+                    let h: &mut [u8; ipv4::MIN_HEADER_LEN] = ip_header_mut(f, pkt)?;
+                    if h[ipv4::TTL] <= 1 {
+                        return Ok(Verdict::TimeExceeded);
+                    }
+                    ttl_down_v4_apply(h);
+                }
+                IpVersion::V6 => {
+                    let h: &mut [u8; ipv6::HEADER_LEN] = ip_header_mut(f, pkt)?;
+                    if h[ipv6::HOP_LIMIT] <= 1 {
+                        return Ok(Verdict::TimeExceeded);
+                    }
+                    h[ipv6::HOP_LIMIT] -= 1;
+                }
+            }
+            Ok(Verdict::TooBig { mtu })
+        }
+        Fit::Fragment => {
+            check_fragmentable(fit, pkt.l4() - pkt.l3(), hop.mtu)?;
+            match rewrite(frame.frame_mut())? {
+                Verdict::Forward => Ok(fragment_in_place(frame, pkt.l3(), hop.mtu, frags)),
+                other => Ok(other),
+            }
+        }
+        Fit::Fits => rewrite(frame.frame_mut()),
+    }
+}
+
 /// DR (`ip_vs_dr_xmit`): only the next-hop MACs, the TTL / hop limit and the IPv4 header checksum
 /// (updated incrementally) change. Addresses and ports stay: the real server owns the VIP.
 ///
 /// Returns [`Verdict::TimeExceeded`] for TTL ≤ 1, [`Verdict::TooBig`] when the packet exceeds
 /// `hop.mtu` and may not be fragmented, [`Verdict::Fragmented`] when it may.
+#[inline]
 pub fn dr(
     frame: &mut FrameBuf<'_>,
     pkt: &Packet,
@@ -114,8 +171,14 @@ pub fn dr(
     frags: &mut dyn FragmentSink,
 ) -> Result<Verdict, RewriteError> {
     let fit = fit(pkt, pkt.ip_len(), hop.mtu);
-    check_fragmentable(fit, pkt.l4() - pkt.l3(), hop.mtu)?;
-    let f = frame.frame_mut();
+    if fit != Fit::Fits {
+        return over_mtu(frame, *pkt, hop, fit, Mode::Dr, frags);
+    }
+    dr_in_place(frame.frame_mut(), pkt, hop)
+}
+
+#[inline(always)]
+fn dr_in_place(f: &mut [u8], pkt: &Packet, hop: &NextHop) -> Result<Verdict, RewriteError> {
     if pkt.ip_end() > f.len() {
         return Err(RewriteError::PacketMismatch);
     }
@@ -135,19 +198,21 @@ pub fn dr(
             h[ipv6::HOP_LIMIT] -= 1;
         }
     }
-    if let Fit::TooBig(mtu) = fit {
-        return Ok(Verdict::TooBig { mtu });
-    }
     set_macs(f, hop)?;
-    Ok(finish(frame, pkt, fit, hop.mtu, frags))
+    Ok(Verdict::Forward)
 }
 
-/// Which end of the packet NAT rewrites.
+/// Which end of the packet NAT rewrites: where the address sits in each IP header and the port
+/// in the transport header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum End {
-    Src,
-    Dst,
+struct End {
+    v4: usize,
+    v6: usize,
+    port: usize,
 }
+
+const DST: End = End { v4: ipv4::DST, v6: ipv6::DST, port: tcp::DST_PORT };
+const SRC: End = End { v4: ipv4::SRC, v6: ipv6::SRC, port: tcp::SRC_PORT };
 
 /// NAT of a request (`ip_vs_nat_xmit` + the protocol's `dnat_handler`): destination address and
 /// port become the real server's `to`.
@@ -159,6 +224,7 @@ enum End {
 /// [`RewriteError::IcmpErrorPacket`]: use [`nat_icmp_in`].
 ///
 /// Verdicts as for [`dr`]; `to` must have the packet's IP family.
+#[inline]
 pub fn dnat(
     frame: &mut FrameBuf<'_>,
     pkt: &Packet,
@@ -166,11 +232,12 @@ pub fn dnat(
     to: SocketAddr,
     frags: &mut dyn FragmentSink,
 ) -> Result<Verdict, RewriteError> {
-    nat(frame, pkt, hop, End::Dst, to, frags)
+    nat(frame, pkt, hop, DST, to, frags)
 }
 
 /// NAT of a reply (`handle_response` + the protocol's `snat_handler`): source address and port
 /// become the virtual service's `from`. Checksums and verdicts as for [`dnat`].
+#[inline]
 pub fn snat(
     frame: &mut FrameBuf<'_>,
     pkt: &Packet,
@@ -178,7 +245,7 @@ pub fn snat(
     from: SocketAddr,
     frags: &mut dyn FragmentSink,
 ) -> Result<Verdict, RewriteError> {
-    nat(frame, pkt, hop, End::Src, from, frags)
+    nat(frame, pkt, hop, SRC, from, frags)
 }
 
 #[inline(always)]
@@ -190,122 +257,156 @@ fn nat(
     to: SocketAddr,
     frags: &mut dyn FragmentSink,
 ) -> Result<Verdict, RewriteError> {
-    if pkt.quote().is_some() {
+    if pkt.has_quote() {
         return Err(RewriteError::IcmpErrorPacket);
     }
     if IpVersion::of(&to.ip()) != pkt.version() {
         return Err(RewriteError::FamilyMismatch);
     }
     let fit = fit(pkt, pkt.ip_len(), hop.mtu);
-    check_fragmentable(fit, pkt.l4() - pkt.l3(), hop.mtu)?;
-    let f = frame.frame_mut();
-    let l4_at = pkt.l4();
-    if pkt.ip_end() > f.len() || l4_at < pkt.l3() {
-        return Err(RewriteError::PacketMismatch);
+    if fit != Fit::Fits {
+        return over_mtu(frame, *pkt, hop, fit, Mode::Nat(end, to), frags);
     }
-    let (head, rest) = f.split_at_mut(l4_at);
-    let l4 = rest.get_mut(..pkt.ip_end() - l4_at).unwrap_or(&mut []);
-    // Everything the rewrite touches is checked before the first write.
-    let min_l4 = match pkt.flow().proto {
-        Protocol::Tcp => tcp::HEADER_LEN,
-        Protocol::Udp | Protocol::Icmpv6 => udp::HEADER_LEN,
-        Protocol::Icmp => 0,
-    };
-    if l4.len() < min_l4 {
-        return Err(RewriteError::PacketMismatch);
+    nat_in_place(frame.frame_mut(), pkt, hop, end, to)
+}
+
+#[inline(always)]
+fn nat_in_place(f: &mut [u8], pkt: &Packet, hop: &NextHop, end: End, to: SocketAddr) -> Result<Verdict, RewriteError> {
+    match to {
+        SocketAddr::V4(to) => nat_v4(f, pkt, hop, end, u32::from(*to.ip()), to.port()),
+        SocketAddr::V6(to) => nat_v6(f, pkt, hop, end, to.ip().octets(), to.port()),
     }
-    let port_at = match end {
-        End::Src => tcp::SRC_PORT,
-        End::Dst => tcp::DST_PORT,
-    };
+}
 
-    let addr_up = match (pkt.version(), to.ip()) {
-        (IpVersion::V4, IpAddr::V4(new)) => {
-            let h: &mut [u8; ipv4::MIN_HEADER_LEN] = ip_header_mut(head, pkt)?;
-            if h[ipv4::TTL] <= 1 {
-                return Ok(Verdict::TimeExceeded);
-            }
-            if let Fit::TooBig(mtu) = fit {
-                ttl_down_v4_apply(h);
-                return Ok(Verdict::TooBig { mtu });
-            }
-            let at = match end {
-                End::Src => ipv4::SRC,
-                End::Dst => ipv4::DST,
-            };
-            let field: &mut [u8; 4] = get_mut(h, at).ok_or(RewriteError::PacketMismatch)?;
-            let old = u32::from_be_bytes(*field);
-            *field = new.octets();
-            let addr_up = Update::new().replace_u32(old, u32::from(new));
-            let ip_up = ttl_down_v4(h).then(addr_up);
-            let c = ip_up.apply(wire::rd16(h, ipv4::CHECKSUM));
-            wire::wr16(h, ipv4::CHECKSUM, c);
-            addr_up
-        }
-        (IpVersion::V6, IpAddr::V6(new)) => {
-            let h: &mut [u8; ipv6::HEADER_LEN] = ip_header_mut(head, pkt)?;
-            if h[ipv6::HOP_LIMIT] <= 1 {
-                return Ok(Verdict::TimeExceeded);
-            }
-            h[ipv6::HOP_LIMIT] -= 1;
-            if let Fit::TooBig(mtu) = fit {
-                return Ok(Verdict::TooBig { mtu });
-            }
-            let at = match end {
-                End::Src => ipv6::SRC,
-                End::Dst => ipv6::DST,
-            };
-            let field: &mut [u8; 16] = get_mut(h, at).ok_or(RewriteError::PacketMismatch)?;
-            let up = Update::new().replace_bytes(field, &new.octets());
-            *field = new.octets();
-            up
-        }
-        _ => return Err(RewriteError::FamilyMismatch),
-    };
+/// NAT's IPv4 header change: the address at `end`, the TTL and the header checksum, in one
+/// update. Returns the address change, which the transport checksum takes too.
+#[inline(always)]
+fn ip_update_v4(h: &mut [u8; ipv4::MIN_HEADER_LEN], end: End, new: u32) -> Update {
+    // `end.v4` is 12 or 16: the field is always there.
+    let mut old = new;
+    if let Some(field) = get_mut::<4>(h, end.v4) {
+        old = u32::from_be_bytes(*field);
+        *field = new.to_be_bytes();
+    }
+    let addr_up = Update::new().replace_u32(old, new);
+    let c = ttl_down_v4(h).then(addr_up).apply(wire::rd16(h, ipv4::CHECKSUM));
+    wire::wr16(h, ipv4::CHECKSUM, c);
+    addr_up
+}
 
-    match pkt.flow().proto {
+/// NAT's IPv6 header change: the hop limit and the address at `end`. Returns the address change
+/// for the transport checksum.
+#[inline(always)]
+fn ip_update_v6(h: &mut [u8; ipv6::HEADER_LEN], end: End, new: &[u8; 16]) -> Update {
+    h[ipv6::HOP_LIMIT] = h[ipv6::HOP_LIMIT].wrapping_sub(1);
+    // `end.v6` is 8 or 24: the field is always there.
+    let mut old = *new;
+    if let Some(field) = get_mut::<16>(h, end.v6) {
+        old = *field;
+        *field = *new;
+    }
+    Update::new().replace_addr16(&old, new)
+}
+
+/// The frame cut at the end of the IP packet, split at the transport header.
+#[inline(always)]
+fn split_l4<'a>(f: &'a mut [u8], pkt: &Packet) -> Result<(&'a mut [u8], &'a mut [u8]), RewriteError> {
+    let f = f.get_mut(..pkt.ip_end()).ok_or(RewriteError::PacketMismatch)?;
+    f.split_at_mut_checked(pkt.l4()).ok_or(RewriteError::PacketMismatch)
+}
+
+#[inline(always)]
+fn nat_v4(f: &mut [u8], pkt: &Packet, hop: &NextHop, end: End, new: u32, port: u16) -> Result<Verdict, RewriteError> {
+    let (head, l4) = split_l4(f, pkt)?;
+    let h: &mut [u8; ipv4::MIN_HEADER_LEN] = ip_header_mut(head, pkt)?;
+    if h[ipv4::TTL] <= 1 {
+        return Ok(Verdict::TimeExceeded);
+    }
+    match pkt.protocol() {
         Protocol::Tcp => {
-            if let Some(t) = get_mut::<{ tcp::HEADER_LEN }>(l4, 0) {
-                let old = wire::rd16(t, port_at);
-                wire::wr16(t, port_at, to.port());
-                let c = addr_up.replace_u16(old, to.port()).apply(wire::rd16(t, tcp::CHECKSUM));
-                wire::wr16(t, tcp::CHECKSUM, c);
-            }
+            let t: &mut [u8; tcp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
+            let addr_up = ip_update_v4(h, end, new);
+            let old = wire::rd16(t, end.port);
+            wire::wr16(t, end.port, port);
+            let c = addr_up.replace_u16(old, port).apply(wire::rd16(t, tcp::CHECKSUM));
+            wire::wr16(t, tcp::CHECKSUM, c);
         }
         Protocol::Udp => {
-            let check = get_mut::<{ udp::HEADER_LEN }>(l4, 0).map_or(0, |u| {
-                let old = wire::rd16(u, port_at);
-                wire::wr16(u, port_at, to.port());
-                let check = wire::rd16(u, udp::CHECKSUM);
-                if check != 0 {
-                    wire::wr16(u, udp::CHECKSUM, addr_up.replace_u16(old, to.port()).apply_udp(check));
-                }
-                check
-            });
-            if check == 0 && !pkt.is_first_fragment() {
-                udp_full_checksum(head, pkt, l4);
-            }
-        }
-        Protocol::Icmpv6 => {
-            if let Some(i) = get_mut::<{ icmp::HEADER_LEN }>(l4, 0) {
-                let c = addr_up.apply(wire::rd16(i, icmp::CHECKSUM));
-                wire::wr16(i, icmp::CHECKSUM, c);
+            let u: &mut [u8; udp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
+            let addr_up = ip_update_v4(h, end, new);
+            let old = wire::rd16(u, end.port);
+            wire::wr16(u, end.port, port);
+            let check = wire::rd16(u, udp::CHECKSUM);
+            if check != 0 {
+                wire::wr16(u, udp::CHECKSUM, addr_up.replace_u16(old, port).apply_udp(check));
+            } else if !pkt.is_first_fragment() {
+                udp_full_checksum(head, pkt.version(), pkt.l3(), l4);
             }
         }
         // The ICMPv4 checksum covers the ICMP message only.
-        Protocol::Icmp => {}
+        Protocol::Icmp | Protocol::Icmpv6 => {
+            ip_update_v4(h, end, new);
+        }
     }
-    set_macs(f, hop)?;
-    Ok(finish(frame, pkt, fit, hop.mtu, frags))
+    set_macs(head, hop)?;
+    Ok(Verdict::Forward)
+}
+
+#[inline(always)]
+fn nat_v6(
+    f: &mut [u8],
+    pkt: &Packet,
+    hop: &NextHop,
+    end: End,
+    new: [u8; 16],
+    port: u16,
+) -> Result<Verdict, RewriteError> {
+    let (head, l4) = split_l4(f, pkt)?;
+    let h: &mut [u8; ipv6::HEADER_LEN] = ip_header_mut(head, pkt)?;
+    if h[ipv6::HOP_LIMIT] <= 1 {
+        return Ok(Verdict::TimeExceeded);
+    }
+    match pkt.protocol() {
+        Protocol::Tcp => {
+            let t: &mut [u8; tcp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
+            let addr_up = ip_update_v6(h, end, &new);
+            let old = wire::rd16(t, end.port);
+            wire::wr16(t, end.port, port);
+            let c = addr_up.replace_u16(old, port).apply(wire::rd16(t, tcp::CHECKSUM));
+            wire::wr16(t, tcp::CHECKSUM, c);
+        }
+        Protocol::Udp => {
+            let u: &mut [u8; udp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
+            let addr_up = ip_update_v6(h, end, &new);
+            let old = wire::rd16(u, end.port);
+            wire::wr16(u, end.port, port);
+            let check = wire::rd16(u, udp::CHECKSUM);
+            if check != 0 {
+                wire::wr16(u, udp::CHECKSUM, addr_up.replace_u16(old, port).apply_udp(check));
+            } else if !pkt.is_first_fragment() {
+                udp_full_checksum(head, pkt.version(), pkt.l3(), l4);
+            }
+        }
+        Protocol::Icmpv6 | Protocol::Icmp => {
+            // The ICMPv6 checksum covers the pseudo-header.
+            let i: &mut [u8; icmp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
+            let addr_up = ip_update_v6(h, end, &new);
+            let c = addr_up.apply(wire::rd16(i, icmp::CHECKSUM));
+            wire::wr16(i, icmp::CHECKSUM, c);
+        }
+    }
+    set_macs(head, hop)?;
+    Ok(Verdict::Forward)
 }
 
 /// Computes the UDP checksum of the datagram at the start of `l4` (its length field says how
 /// long it is) over the pseudo-header of the IP header in `head`, as IPVS does for a zero one.
 #[cold]
-fn udp_full_checksum(head: &[u8], pkt: &Packet, l4: &mut [u8]) {
+#[inline(never)]
+fn udp_full_checksum(head: &[u8], version: IpVersion, l3: usize, l4: &mut [u8]) {
     let Some(u) = wire::get::<{ udp::HEADER_LEN }>(l4, 0) else { return };
     let len = wire::rd16(u, udp::LENGTH);
-    let pseudo = match pseudo_header(head, pkt, 17, u32::from(len)) {
+    let pseudo = match pseudo_header_at(head, version, l3, 17, u32::from(len)) {
         Some(p) => p,
         None => return,
     };
@@ -321,15 +422,20 @@ fn udp_full_checksum(head: &[u8], pkt: &Packet, l4: &mut [u8]) {
 
 /// The pseudo-header sum of the packet whose IP header is in `head`.
 pub(crate) fn pseudo_header(head: &[u8], pkt: &Packet, protocol: u8, len: u32) -> Option<checksum::Sum> {
-    match pkt.version() {
+    pseudo_header_at(head, pkt.version(), pkt.l3(), protocol, len)
+}
+
+/// The pseudo-header sum of the IP header at `head[l3..]`.
+fn pseudo_header_at(head: &[u8], version: IpVersion, l3: usize, protocol: u8, len: u32) -> Option<checksum::Sum> {
+    match version {
         IpVersion::V4 => {
-            let h: &[u8; ipv4::MIN_HEADER_LEN] = wire::get(head, pkt.l3())?;
+            let h: &[u8; ipv4::MIN_HEADER_LEN] = wire::get(head, l3)?;
             let src = wire::get::<4>(h, ipv4::SRC)?;
             let dst = wire::get::<4>(h, ipv4::DST)?;
             Some(checksum::pseudo_header_v4(src, dst, protocol, len as u16))
         }
         IpVersion::V6 => {
-            let h: &[u8; ipv6::HEADER_LEN] = wire::get(head, pkt.l3())?;
+            let h: &[u8; ipv6::HEADER_LEN] = wire::get(head, l3)?;
             let src = wire::get::<16>(h, ipv6::SRC)?;
             let dst = wire::get::<16>(h, ipv6::DST)?;
             Some(checksum::pseudo_header_v6(src, dst, protocol, len))
@@ -354,7 +460,7 @@ pub fn nat_icmp_in(
     rs: SocketAddr,
     frags: &mut dyn FragmentSink,
 ) -> Result<Verdict, RewriteError> {
-    nat_icmp(frame, pkt, hop, End::Dst, rs, frags)
+    nat_icmp(frame, pkt, hop, Side::Dst, rs, frags)
 }
 
 /// NAT of an ICMP error from the real-server side about a request of a connection
@@ -368,7 +474,14 @@ pub fn nat_icmp_out(
     vs: SocketAddr,
     frags: &mut dyn FragmentSink,
 ) -> Result<Verdict, RewriteError> {
-    nat_icmp(frame, pkt, hop, End::Src, vs, frags)
+    nat_icmp(frame, pkt, hop, Side::Src, vs, frags)
+}
+
+/// Which address of the outer header an ICMP error NAT changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Src,
+    Dst,
 }
 
 /// `outer` is the end of the outer header that changes; the quoted packet changes at the other
@@ -377,11 +490,11 @@ fn nat_icmp(
     frame: &mut FrameBuf<'_>,
     pkt: &Packet,
     hop: &NextHop,
-    outer: End,
+    outer: Side,
     to: SocketAddr,
     frags: &mut dyn FragmentSink,
 ) -> Result<Verdict, RewriteError> {
-    let quote = *pkt.quote().ok_or(RewriteError::NotIcmpError)?;
+    let quote = pkt.quote(frame.frame()).ok_or(RewriteError::NotIcmpError)?;
     if IpVersion::of(&to.ip()) != pkt.version() {
         return Err(RewriteError::FamilyMismatch);
     }
@@ -412,8 +525,8 @@ fn nat_icmp(
     let q_l4 = quote.l4() - l4_at;
     let (quote_addr_at, quote_port_at) = match outer {
         // Outer destination changes: the quote's source.
-        End::Dst => (0, tcp::SRC_PORT),
-        End::Src => (1, tcp::DST_PORT),
+        Side::Dst => (0, tcp::SRC_PORT),
+        Side::Src => (1, tcp::DST_PORT),
     };
 
     match (pkt.version(), to.ip()) {
@@ -423,7 +536,7 @@ fn nat_icmp(
                 return Ok(Verdict::TimeExceeded);
             }
             // An IPv4 ICMP error always fits (`Fit::Fragment` at worst).
-            let at = if outer == End::Dst { ipv4::DST } else { ipv4::SRC };
+            let at = if outer == Side::Dst { ipv4::DST } else { ipv4::SRC };
             let field: &mut [u8; 4] = get_mut(h, at).ok_or(RewriteError::PacketMismatch)?;
             let old = u32::from_be_bytes(*field);
             *field = new.octets();
@@ -448,7 +561,7 @@ fn nat_icmp(
             if let Fit::TooBig(mtu) = fit {
                 return Ok(Verdict::TooBig { mtu });
             }
-            let at = if outer == End::Dst { ipv6::DST } else { ipv6::SRC };
+            let at = if outer == Side::Dst { ipv6::DST } else { ipv6::SRC };
             *get_mut::<16>(h, at).ok_or(RewriteError::PacketMismatch)? = new.octets();
             let qh: &mut [u8; ipv6::HEADER_LEN] = get_mut(msg, q_l3).ok_or(RewriteError::PacketMismatch)?;
             let at = if quote_addr_at == 0 { ipv6::SRC } else { ipv6::DST };
@@ -474,5 +587,8 @@ fn nat_icmp(
         wire::wr16(i, icmp::CHECKSUM, c);
     }
     set_macs(f, hop)?;
-    Ok(finish(frame, pkt, fit, hop.mtu, frags))
+    Ok(match fit {
+        Fit::Fragment => fragment_in_place(frame, pkt.l3(), hop.mtu, frags),
+        Fit::Fits | Fit::TooBig(_) => Verdict::Forward,
+    })
 }

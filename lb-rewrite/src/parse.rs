@@ -141,6 +141,7 @@ impl IcmpQuote {
 
 const BIT_DF: u8 = 1;
 const BIT_FIRST_FRAGMENT: u8 = 2;
+const BIT_QUOTE: u8 = 4;
 
 /// What [`parse`] found in a frame: the [`Flow`], the offsets of each layer, and the header
 /// facts a load balancer decides on. Small and `Copy`; it borrows nothing.
@@ -148,13 +149,22 @@ const BIT_FIRST_FRAGMENT: u8 = 2;
 /// A `Packet` describes the frame it was parsed from. The rewriters take both; given another
 /// frame they stay panic-free and inside the frame, but the result is meaningless (most such
 /// mix-ups are caught as [`RewriteError::PacketMismatch`](crate::RewriteError::PacketMismatch)).
+///
+/// Every field is a plain integer (addresses as `u128`, an IPv4 one in the low 32 bits), so
+/// that once [`parse`] is inlined the compiler keeps the whole struct in registers; the
+/// [`Flow`] and the [`IcmpQuote`] are assembled when asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Packet {
-    flow: Flow,
-    quote: Option<IcmpQuote>,
+    src: u128,
+    dst: u128,
     l3: u32,
     l4: u32,
     ip_end: u32,
+    q_l3: u32,
+    q_l4: u32,
+    src_port: u16,
+    dst_port: u16,
+    proto: Protocol,
     version: IpVersion,
     ttl: u8,
     vlan_tags: u8,
@@ -164,11 +174,30 @@ pub struct Packet {
     icmp_code: u8,
 }
 
+#[inline(always)]
+fn to_addr(version: IpVersion, a: u128) -> IpAddr {
+    match version {
+        IpVersion::V4 => IpAddr::V4(Ipv4Addr::from(a as u32)),
+        IpVersion::V6 => IpAddr::V6(Ipv6Addr::from(a)),
+    }
+}
+
 impl Packet {
     /// The 5-tuple. ICMP and ICMPv6 have ports 0.
     #[inline]
-    pub const fn flow(&self) -> &Flow {
-        &self.flow
+    pub fn flow(&self) -> Flow {
+        Flow {
+            proto: self.proto,
+            src: to_addr(self.version, self.src),
+            dst: to_addr(self.version, self.dst),
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+        }
+    }
+    /// The transport protocol (the flow's).
+    #[inline]
+    pub const fn protocol(&self) -> Protocol {
+        self.proto
     }
     /// IPv4 or IPv6.
     #[inline]
@@ -225,21 +254,43 @@ impl Packet {
     /// ICMP / ICMPv6 type and code, for those protocols.
     #[inline]
     pub const fn icmp_type_code(&self) -> Option<(u8, u8)> {
-        match self.flow.proto {
+        match self.proto {
             Protocol::Icmp | Protocol::Icmpv6 => Some((self.icmp_type, self.icmp_code)),
             _ => None,
         }
     }
-    /// For an ICMP / ICMPv6 error that quotes a packet, that packet.
+    /// Whether the packet is an ICMP / ICMPv6 error that quotes a packet ([`Packet::quote`]).
     #[inline]
-    pub const fn quote(&self) -> Option<&IcmpQuote> {
-        self.quote.as_ref()
+    pub const fn has_quote(&self) -> bool {
+        self.bits & BIT_QUOTE != 0
+    }
+    /// For an ICMP / ICMPv6 error that quotes a packet, that packet, read from `frame` (the
+    /// frame this `Packet` was parsed from; only offsets are kept in the `Packet`, which keeps
+    /// it small on the fast path). `None` for other packets, or if `frame` is not that frame.
+    #[inline]
+    pub fn quote(&self, frame: &[u8]) -> Option<IcmpQuote> {
+        if !self.has_quote() {
+            return None;
+        }
+        let packet = frame.get(..self.ip_end())?;
+        let q = parse_quote(packet, self.q_l3 as usize, self.version).ok()?;
+        Some(IcmpQuote {
+            flow: Flow {
+                proto: q.proto,
+                src: to_addr(self.version, q.src),
+                dst: to_addr(self.version, q.dst),
+                src_port: q.src_port,
+                dst_port: q.dst_port,
+            },
+            l3: q.l3 as u32,
+            l4: q.l4 as u32,
+        })
     }
     /// Whether the packet is an ICMP / ICMPv6 error message of any type (no ICMP error may be
     /// sent about it).
     #[inline]
     pub const fn is_icmp_error(&self) -> bool {
-        match self.flow.proto {
+        match self.proto {
             Protocol::Icmp => icmp::v4_is_error(self.icmp_type),
             Protocol::Icmpv6 => icmp::v6_is_error(self.icmp_type),
             _ => false,
@@ -255,11 +306,23 @@ impl Packet {
 /// (Ethernet padding) are ignored. IPv4 and IPv6 fragments other than the first, and anything
 /// that is not one of the protocols above, are errors: every refusal names its reason.
 ///
+/// On a hot path, bind the result by reference (`match &parsed { Ok(pkt) => ... }`): moving the
+/// `Packet` out of the `Result` right after it was written is a copy that stalls store
+/// forwarding, which measured as much as the parse itself (`BENCHMARKS.md`).
+///
 /// ```
 /// # use lb_rewrite::{parse, ParseError};
 /// assert_eq!(parse(&[0u8; 10]), Err(ParseError::TruncatedEthernet));
+/// let parsed = parse(&[0u8; 60]);
+/// match &parsed {
+///     Ok(pkt) => println!("{}", pkt.flow()),
+///     Err(e) => println!("drop: {}", e.name()), // "unsupported_ethertype"
+/// }
 /// ```
-#[inline]
+// Always inlined: the `Packet` is then built straight in the caller's variable. Returned from a
+// call, it is written field by field and then copied whole, which stalls store forwarding and
+// costs as much as the parse itself.
+#[inline(always)]
 pub fn parse(frame: &[u8]) -> Result<Packet, ParseError> {
     let eth_hdr: &[u8; eth::HEADER_LEN] = get(frame, 0).ok_or(ParseError::TruncatedEthernet)?;
     let mut ethertype = be16([eth_hdr[12], eth_hdr[13]]);
@@ -274,30 +337,30 @@ pub fn parse(frame: &[u8]) -> Result<Packet, ParseError> {
         l3 += eth::TAG_LEN;
         tags += 1;
     }
-    let ip = match ethertype {
-        eth::IPV4 => parse_ipv4(frame, l3)?,
-        eth::IPV6 => parse_ipv6(frame, l3)?,
-        _ => return Err(ParseError::UnsupportedEthertype),
-    };
-    // `ip.end <= frame.len()`, checked by the IP parsers.
-    let packet = frame.get(..ip.end).unwrap_or(&[]);
-    parse_transport(packet, l3, tags, ip)
+    match ethertype {
+        eth::IPV4 => parse_ipv4(frame, l3, tags),
+        eth::IPV6 => parse_ipv6(frame, l3, tags),
+        _ => Err(ParseError::UnsupportedEthertype),
+    }
 }
 
-/// The IP layer, before the transport.
+/// The IP layer as the transport parser needs it. Addresses stay raw bytes until the `Packet`
+/// is built, in one piece, at the end (building it field by field on the stack and copying it out
+/// costs store-forwarding stalls).
+#[derive(Clone, Copy)]
 struct IpLayer {
-    src: IpAddr,
-    dst: IpAddr,
     version: IpVersion,
     protocol: u8,
+    l3: usize,
     l4: usize,
     end: usize,
     ttl: u8,
     bits: u8,
+    tags: u8,
 }
 
 #[inline(always)]
-fn parse_ipv4(frame: &[u8], l3: usize) -> Result<IpLayer, ParseError> {
+fn parse_ipv4(frame: &[u8], l3: usize, tags: u8) -> Result<Packet, ParseError> {
     let h: &[u8; ipv4::MIN_HEADER_LEN] = get(frame, l3).ok_or(ParseError::TruncatedIp)?;
     if h[ipv4::VER_IHL] >> 4 != 4 {
         return Err(ParseError::BadIpVersion);
@@ -321,27 +384,24 @@ fn parse_ipv4(frame: &[u8], l3: usize) -> Result<IpLayer, ParseError> {
     if frag & ipv4::OFFSET_MASK != 0 {
         return Err(ParseError::Ipv4Fragment);
     }
-    let mut bits = 0;
-    if frag & ipv4::FLAG_DF != 0 {
-        bits |= BIT_DF;
-    }
-    if frag & ipv4::FLAG_MF != 0 {
-        bits |= BIT_FIRST_FRAGMENT;
-    }
-    Ok(IpLayer {
-        src: IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15])),
-        dst: IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19])),
+    let bits = u8::from(frag & ipv4::FLAG_DF != 0) * BIT_DF + u8::from(frag & ipv4::FLAG_MF != 0) * BIT_FIRST_FRAGMENT;
+    let ip = IpLayer {
         version: IpVersion::V4,
         protocol: h[ipv4::PROTOCOL],
+        l3,
         l4: l3 + hl,
         end,
         ttl: h[ipv4::TTL],
         bits,
-    })
+        tags,
+    };
+    let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
+    let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+    parse_transport(frame.get(..end).unwrap_or(&[]), ip, src, dst)
 }
 
 #[inline(always)]
-fn parse_ipv6(frame: &[u8], l3: usize) -> Result<IpLayer, ParseError> {
+fn parse_ipv6(frame: &[u8], l3: usize, tags: u8) -> Result<Packet, ParseError> {
     let h: &[u8; ipv6::HEADER_LEN] = get(frame, l3).ok_or(ParseError::TruncatedIp)?;
     if h[0] >> 4 != 6 {
         return Err(ParseError::BadIpVersion);
@@ -356,21 +416,28 @@ fn parse_ipv6(frame: &[u8], l3: usize) -> Result<IpLayer, ParseError> {
         return Err(ParseError::TruncatedIp);
     }
     let packet = frame.get(..end).unwrap_or(&[]);
-    let (protocol, l4, first_fragment) = skip_ipv6_extensions(packet, h[ipv6::NEXT_HEADER], l3 + ipv6::HEADER_LEN)
-        .map_err(|e| match e {
+    let next = h[ipv6::NEXT_HEADER];
+    let (protocol, l4, first_fragment) = if is_extension(next) {
+        skip_ipv6_extensions(packet, next, l3 + ipv6::HEADER_LEN).map_err(|e| match e {
             ExtError::Truncated => ParseError::TruncatedIpv6ExtHeader,
             ExtError::Fragment => ParseError::Ipv6Fragment,
-        })?;
-    Ok(IpLayer {
-        src: IpAddr::V6(Ipv6Addr::from(*get::<16>(h, ipv6::SRC).unwrap_or(&[0; 16]))),
-        dst: IpAddr::V6(Ipv6Addr::from(*get::<16>(h, ipv6::DST).unwrap_or(&[0; 16]))),
+        })?
+    } else {
+        (next, l3 + ipv6::HEADER_LEN, false)
+    };
+    let ip = IpLayer {
         version: IpVersion::V6,
         protocol,
+        l3,
         l4,
         end,
         ttl: h[ipv6::HOP_LIMIT],
         bits: if first_fragment { BIT_FIRST_FRAGMENT } else { 0 },
-    })
+        tags,
+    };
+    let src = u128::from_be_bytes(*get::<16>(h, ipv6::SRC).unwrap_or(&[0; 16]));
+    let dst = u128::from_be_bytes(*get::<16>(h, ipv6::DST).unwrap_or(&[0; 16]));
+    parse_transport(packet, ip, src, dst)
 }
 
 enum ExtError {
@@ -378,11 +445,16 @@ enum ExtError {
     Fragment,
 }
 
+#[inline(always)]
+const fn is_extension(next: u8) -> bool {
+    matches!(next, ipv6::NH_HOP_BY_HOP | ipv6::NH_ROUTING | ipv6::NH_DEST_OPTS | ipv6::NH_FRAGMENT)
+}
+
 /// Walks IPv6 extension headers from `at` (whose type is `next`) to the first header that is not
 /// hop-by-hop, routing, destination options or fragment. Returns that header's type and offset,
 /// and whether a first fragment (M set) was seen. Each step advances at least 8 bytes inside
 /// `packet`, so the walk ends.
-#[inline]
+#[inline(never)]
 fn skip_ipv6_extensions(packet: &[u8], mut next: u8, mut at: usize) -> Result<(u8, usize, bool), ExtError> {
     let mut first_fragment = false;
     loop {
@@ -411,33 +483,21 @@ fn skip_ipv6_extensions(packet: &[u8], mut next: u8, mut at: usize) -> Result<(u
     }
 }
 
+/// Parses the transport header and builds the `Packet` in one expression. `packet` ends where
+/// the IP packet ends. The addresses travel as integers and become `IpAddr`s (by `addr`) only
+/// inside the final struct literal, so they are written once, in place.
 #[inline(always)]
-fn parse_transport(packet: &[u8], l3: usize, tags: u8, ip: IpLayer) -> Result<Packet, ParseError> {
-    let mut p = Packet {
-        flow: Flow { proto: Protocol::Tcp, src: ip.src, dst: ip.dst, src_port: 0, dst_port: 0 },
-        quote: None,
-        l3: l3 as u32,
-        l4: ip.l4 as u32,
-        ip_end: ip.end as u32,
-        version: ip.version,
-        ttl: ip.ttl,
-        vlan_tags: tags,
-        bits: ip.bits,
-        tcp_flags: TcpFlags(0),
-        icmp_type: 0,
-        icmp_code: 0,
-    };
+fn parse_transport<A: Copy + Into<u128>>(packet: &[u8], ip: IpLayer, src: A, dst: A) -> Result<Packet, ParseError> {
+    let to_u128 = |a: A| -> u128 { a.into() };
     let avail = ip.end - ip.l4;
-    match ip.protocol {
+    let (proto, src_port, dst_port, flags) = match ip.protocol {
         proto::TCP => {
             let t: &[u8; tcp::HEADER_LEN] = get(packet, ip.l4).ok_or(ParseError::TruncatedTcp)?;
             let off = usize::from(t[tcp::DATA_OFF] >> 4) * 4;
             if off < tcp::HEADER_LEN || off > avail {
                 return Err(ParseError::BadTcpOffset);
             }
-            p.flow.src_port = be16([t[0], t[1]]);
-            p.flow.dst_port = be16([t[2], t[3]]);
-            p.tcp_flags = TcpFlags(t[tcp::FLAGS]);
+            (Protocol::Tcp, be16([t[0], t[1]]), be16([t[2], t[3]]), t[tcp::FLAGS])
         }
         proto::UDP => {
             let u: &[u8; udp::HEADER_LEN] = get(packet, ip.l4).ok_or(ParseError::TruncatedUdp)?;
@@ -445,42 +505,85 @@ fn parse_transport(packet: &[u8], l3: usize, tags: u8, ip: IpLayer) -> Result<Pa
             if len < udp::HEADER_LEN || (len > avail && ip.bits & BIT_FIRST_FRAGMENT == 0) {
                 return Err(ParseError::BadUdpLength);
             }
-            p.flow.proto = Protocol::Udp;
-            p.flow.src_port = be16([u[0], u[1]]);
-            p.flow.dst_port = be16([u[2], u[3]]);
+            (Protocol::Udp, be16([u[0], u[1]]), be16([u[2], u[3]]), 0)
         }
-        proto::ICMP if ip.version == IpVersion::V4 => {
-            p.flow.proto = Protocol::Icmp;
-            parse_icmp(packet, &mut p)?;
-        }
-        proto::ICMPV6 if ip.version == IpVersion::V6 => {
-            p.flow.proto = Protocol::Icmpv6;
-            parse_icmp(packet, &mut p)?;
-        }
+        proto::ICMP if ip.version == IpVersion::V4 => return parse_icmp(packet, ip, src.into(), dst.into()),
+        proto::ICMPV6 if ip.version == IpVersion::V6 => return parse_icmp(packet, ip, src.into(), dst.into()),
         _ => return Err(ParseError::UnsupportedProtocol),
+    };
+    Ok(Packet {
+        src: to_u128(src),
+        dst: to_u128(dst),
+        l3: ip.l3 as u32,
+        l4: ip.l4 as u32,
+        ip_end: ip.end as u32,
+        q_l3: 0,
+        q_l4: 0,
+        src_port,
+        dst_port,
+        proto,
+        version: ip.version,
+        ttl: ip.ttl,
+        vlan_tags: ip.tags,
+        bits: ip.bits,
+        tcp_flags: TcpFlags(flags),
+        icmp_type: 0,
+        icmp_code: 0,
+    })
+}
+
+#[cold]
+#[inline(never)]
+fn parse_icmp(packet: &[u8], ip: IpLayer, src: u128, dst: u128) -> Result<Packet, ParseError> {
+    let h: &[u8; icmp::HEADER_LEN] = get(packet, ip.l4).ok_or(ParseError::TruncatedIcmp)?;
+    let (icmp_type, icmp_code) = (h[icmp::TYPE], h[icmp::CODE]);
+    let (proto, carries) = match ip.version {
+        IpVersion::V4 => (Protocol::Icmp, icmp::v4_carries_packet(icmp_type)),
+        IpVersion::V6 => (Protocol::Icmpv6, icmp::v6_carries_packet(icmp_type)),
+    };
+    let mut p = Packet {
+        src,
+        dst,
+        l3: ip.l3 as u32,
+        l4: ip.l4 as u32,
+        ip_end: ip.end as u32,
+        q_l3: 0,
+        q_l4: 0,
+        src_port: 0,
+        dst_port: 0,
+        proto,
+        version: ip.version,
+        ttl: ip.ttl,
+        vlan_tags: ip.tags,
+        bits: ip.bits,
+        tcp_flags: TcpFlags(0),
+        icmp_type,
+        icmp_code,
+    };
+    // A first fragment of an ICMP error still holds the quote's start.
+    if carries {
+        let q = parse_quote(packet, ip.l4 + icmp::HEADER_LEN, ip.version)?;
+        p.q_l3 = q.l3 as u32;
+        p.q_l4 = q.l4 as u32;
+        p.bits |= BIT_QUOTE;
     }
     Ok(p)
 }
 
-#[cold]
-fn parse_icmp(packet: &[u8], p: &mut Packet) -> Result<(), ParseError> {
-    let h: &[u8; icmp::HEADER_LEN] = get(packet, p.l4()).ok_or(ParseError::TruncatedIcmp)?;
-    p.icmp_type = h[icmp::TYPE];
-    p.icmp_code = h[icmp::CODE];
-    let carries = match p.version {
-        IpVersion::V4 => icmp::v4_carries_packet(p.icmp_type),
-        IpVersion::V6 => icmp::v6_carries_packet(p.icmp_type),
-    };
-    // A first fragment of an ICMP error still holds the quote's start.
-    if carries {
-        p.quote = Some(parse_quote(packet, p.l4() + icmp::HEADER_LEN, p.version)?);
-    }
-    Ok(())
+/// A parsed quote, before it goes into the `Packet`.
+struct Quote {
+    src: u128,
+    dst: u128,
+    src_port: u16,
+    dst_port: u16,
+    proto: Protocol,
+    l3: usize,
+    l4: usize,
 }
 
 /// Parses the packet quoted by an ICMP error, starting at `at`. The quote is a prefix of the
 /// original packet: its length fields are not checked against what is present.
-fn parse_quote(packet: &[u8], at: usize, version: IpVersion) -> Result<IcmpQuote, ParseError> {
+fn parse_quote(packet: &[u8], at: usize, version: IpVersion) -> Result<Quote, ParseError> {
     let (src, dst, protocol, l4) = match version {
         IpVersion::V4 => {
             let h: &[u8; ipv4::MIN_HEADER_LEN] = get(packet, at).ok_or(ParseError::TruncatedIcmpQuote)?;
@@ -494,8 +597,8 @@ fn parse_quote(packet: &[u8], at: usize, version: IpVersion) -> Result<IcmpQuote
             if wire::rd16(h, ipv4::FLAGS_FRAG) & ipv4::OFFSET_MASK != 0 {
                 return Err(ParseError::IcmpQuoteFragment);
             }
-            let src = IpAddr::V4(Ipv4Addr::new(h[12], h[13], h[14], h[15]));
-            let dst = IpAddr::V4(Ipv4Addr::new(h[16], h[17], h[18], h[19]));
+            let src = u128::from(u32::from_be_bytes([h[12], h[13], h[14], h[15]]));
+            let dst = u128::from(u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
             (src, dst, h[ipv4::PROTOCOL], at + hl)
         }
         IpVersion::V6 => {
@@ -508,8 +611,8 @@ fn parse_quote(packet: &[u8], at: usize, version: IpVersion) -> Result<IcmpQuote
                     ExtError::Truncated => ParseError::TruncatedIcmpQuote,
                     ExtError::Fragment => ParseError::IcmpQuoteFragment,
                 })?;
-            let src = IpAddr::V6(Ipv6Addr::from(*get::<16>(h, ipv6::SRC).unwrap_or(&[0; 16])));
-            let dst = IpAddr::V6(Ipv6Addr::from(*get::<16>(h, ipv6::DST).unwrap_or(&[0; 16])));
+            let src = u128::from_be_bytes(*get::<16>(h, ipv6::SRC).unwrap_or(&[0; 16]));
+            let dst = u128::from_be_bytes(*get::<16>(h, ipv6::DST).unwrap_or(&[0; 16]));
             (src, dst, protocol, l4)
         }
     };
@@ -523,5 +626,5 @@ fn parse_quote(packet: &[u8], at: usize, version: IpVersion) -> Result<IcmpQuote
     // RFC 792 / RFC 4443: at least the first 8 bytes of the transport header are quoted.
     let t: &[u8; 8] = get(packet, l4).ok_or(ParseError::TruncatedIcmpQuote)?;
     let (src_port, dst_port) = if proto.has_ports() { (be16([t[0], t[1]]), be16([t[2], t[3]])) } else { (0, 0) };
-    Ok(IcmpQuote { flow: Flow { proto, src, dst, src_port, dst_port }, l3: at as u32, l4: l4 as u32 })
+    Ok(Quote { src, dst, src_port, dst_port, proto, l3: at, l4 })
 }

@@ -84,7 +84,8 @@ fn reply_forbidden(pkt: &Packet) -> bool {
     if pkt.is_icmp_error() {
         return true;
     }
-    match (pkt.flow().src, pkt.flow().dst) {
+    let flow = pkt.flow();
+    match (flow.src, flow.dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             s.is_unspecified() || s.is_multicast() || s.is_broadcast() || d.is_multicast() || d.is_broadcast()
         }

@@ -139,15 +139,22 @@ pub fn tun(
     if pkt.ip_end() > frame.len() || !(eth::HEADER_LEN..=eth::MAX_HEADER_LEN).contains(&l3) {
         return Err(RewriteError::PacketMismatch);
     }
-
-    // TTL first (`decrement_ttl` runs before the MTU checks).
-    let ttl = {
+    // What the outer header copies from the inner one, read before anything changes.
+    let (ttl, ds, inner_df, inner_proto) = {
         let f = frame.frame_mut();
         match pkt.version() {
-            IpVersion::V4 => ip_header_mut::<{ ipv4::MIN_HEADER_LEN }>(f, pkt)?[ipv4::TTL],
-            IpVersion::V6 => ip_header_mut::<{ ipv6::HEADER_LEN }>(f, pkt)?[ipv6::HOP_LIMIT],
+            IpVersion::V4 => {
+                let h: &[u8; ipv4::MIN_HEADER_LEN] = ip_header_mut(f, pkt)?;
+                let df = wire::rd16(h, ipv4::FLAGS_FRAG) & ipv4::FLAG_DF != 0;
+                (h[ipv4::TTL], h[ipv4::TOS], df, proto::IPIP)
+            }
+            IpVersion::V6 => {
+                let h: &[u8; ipv6::HEADER_LEN] = ip_header_mut(f, pkt)?;
+                (h[ipv6::HOP_LIMIT], (h[0] << 4) | (h[1] >> 4), true, proto::IPV6)
+            }
         }
     };
+    // TTL first (`decrement_ttl` runs before the MTU checks).
     if ttl <= 1 {
         return Ok(Verdict::TimeExceeded);
     }
@@ -160,106 +167,102 @@ pub fn tun(
         return Err(RewriteError::TunnelMtuTooSmall);
     }
     let fit = fit(pkt, ip_len, inner_mtu as u16);
+    if let Fit::TooBig(mtu) = fit {
+        decrement_inner_ttl(frame.frame_mut(), pkt)?;
+        return Ok(Verdict::TooBig { mtu });
+    }
     let outer_len = overhead + ip_len;
     let fragment = outer_len > usize::from(hop.mtu);
     let v6_fragment = fragment && matches!(outer, Outer::V6(..));
-    if !matches!(fit, Fit::TooBig(_)) {
-        if outer_len > usize::from(u16::MAX) {
-            return Err(RewriteError::EncapTooLong);
-        }
-        if frame.headroom() < overhead + if v6_fragment { ipv6::FRAG_HEADER_LEN } else { 0 } {
-            return Err(RewriteError::NoHeadroom);
-        }
+    if outer_len > usize::from(u16::MAX) {
+        return Err(RewriteError::EncapTooLong);
+    }
+    if frame.headroom() < overhead + if v6_fragment { ipv6::FRAG_HEADER_LEN } else { 0 } {
+        return Err(RewriteError::NoHeadroom);
     }
 
-    // Decrement the inner TTL and read what the outer header copies.
-    let (ds, inner_df, inner_proto) = {
-        let f = frame.frame_mut();
-        match pkt.version() {
-            IpVersion::V4 => {
-                let h: &mut [u8; ipv4::MIN_HEADER_LEN] = ip_header_mut(f, pkt)?;
-                ttl_down_v4_apply(h);
-                let df = wire::rd16(h, ipv4::FLAGS_FRAG) & ipv4::FLAG_DF != 0;
-                (h[ipv4::TOS], df, proto::IPIP)
-            }
-            IpVersion::V6 => {
-                let h: &mut [u8; ipv6::HEADER_LEN] = ip_header_mut(f, pkt)?;
-                h[ipv6::HOP_LIMIT] -= 1;
-                ((h[0] << 4) | (h[1] >> 4), true, proto::IPV6)
-            }
-        }
-    };
-    if let Fit::TooBig(mtu) = fit {
-        return Ok(Verdict::TooBig { mtu });
-    }
+    decrement_inner_ttl(frame.frame_mut(), pkt)?;
     let ttl = ttl - 1;
     let ds = encapsulate_ds(ds);
-
     frame.push_front(overhead)?;
-    let mut hdr = [0u8; eth::MAX_HEADER_LEN + ipv6::HEADER_LEN + udp::HEADER_LEN + gue::HEADER_LEN];
-    // Ethernet: the old tags, the outer ethertype.
-    {
-        let f = frame.frame_mut();
-        let old_l2 = f.get(overhead..overhead + l3 - 2).ok_or(RewriteError::PacketMismatch)?;
-        hdr.get_mut(..l3 - 2).ok_or(RewriteError::PacketMismatch)?.copy_from_slice(old_l2);
+    let hdr_len = l3 + overhead;
+    let f = frame.frame_mut();
+    // Ethernet: new MACs, the old VLAN tags moved to the new start, the outer ethertype. The
+    // tags are read before the outer header overwrites them (overhead ≥ 20 > 8 tag bytes).
+    for i in eth::HEADER_LEN - 2..l3 - 2 {
+        let tag_byte = f.get(overhead + i).copied().ok_or(RewriteError::PacketMismatch)?;
+        if let Some(b) = f.get_mut(i) {
+            *b = tag_byte;
+        }
     }
     let ethertype = match outer {
         Outer::V4(..) => eth::IPV4,
         Outer::V6(..) => eth::IPV6,
     };
-    let body = hdr.get_mut(l3 - 2..).unwrap_or(&mut []);
-    let Some(et) = body.get_mut(..2) else { return Err(RewriteError::PacketMismatch) };
-    et.copy_from_slice(&ethertype.to_be_bytes());
-    let ip = body.get_mut(2..).unwrap_or(&mut []);
+    *wire::get_mut::<2>(f, l3 - 2).ok_or(RewriteError::PacketMismatch)? = ethertype.to_be_bytes();
+    set_macs(f, hop)?;
     let next = if let Encap::Gue { .. } = tunnel.encap { proto::UDP } else { inner_proto };
     match outer {
         Outer::V4(src, dst) => {
-            if let Some(h) = wire::get_mut::<{ ipv4::MIN_HEADER_LEN }>(ip, 0) {
-                h[ipv4::VER_IHL] = 0x45;
-                h[ipv4::TOS] = ds;
-                wire::wr16(h, ipv4::TOTAL_LEN, outer_len as u16);
-                wire::wr16(h, ipv4::IDENT, tunnel.ident);
-                wire::wr16(h, ipv4::FLAGS_FRAG, if inner_df { ipv4::FLAG_DF } else { 0 });
-                h[ipv4::TTL] = ttl;
-                h[ipv4::PROTOCOL] = next;
-                h[ipv4::SRC..ipv4::SRC + 4].copy_from_slice(&src);
-                h[ipv4::DST..ipv4::DST + 4].copy_from_slice(&dst);
-                let c = checksum::checksum(h);
-                wire::wr16(h, ipv4::CHECKSUM, c);
-            }
+            let h: &mut [u8; ipv4::MIN_HEADER_LEN] = wire::get_mut(f, l3).ok_or(RewriteError::PacketMismatch)?;
+            let frag = if inner_df { ipv4::FLAG_DF } else { 0 };
+            let ttl_proto = u16::from_be_bytes([ttl, next]);
+            let (src32, dst32) = (u32::from_be_bytes(src), u32::from_be_bytes(dst));
+            wire::wr16(h, 0, 0x4500 | u16::from(ds));
+            wire::wr16(h, ipv4::TOTAL_LEN, outer_len as u16);
+            wire::wr16(h, ipv4::IDENT, tunnel.ident);
+            wire::wr16(h, ipv4::FLAGS_FRAG, frag);
+            wire::wr16(h, ipv4::TTL, ttl_proto);
+            *wire::get_mut::<4>(h, ipv4::SRC).unwrap_or(&mut [0; 4]) = src;
+            *wire::get_mut::<4>(h, ipv4::DST).unwrap_or(&mut [0; 4]) = dst;
+            let c = checksum::Sum::new()
+                .add_u16(0x4500 | u16::from(ds))
+                .add_u16(outer_len as u16)
+                .add_u16(tunnel.ident)
+                .add_u16(frag)
+                .add_u16(ttl_proto)
+                .add_u32(src32)
+                .add_u32(dst32)
+                .checksum();
+            wire::wr16(h, ipv4::CHECKSUM, c);
         }
         Outer::V6(src, dst) => {
-            if let Some(h) = wire::get_mut::<{ ipv6::HEADER_LEN }>(ip, 0) {
-                h[0] = 0x60 | (ds >> 4);
-                h[1] = ds << 4;
-                wire::wr16(h, ipv6::PAYLOAD_LEN, (outer_len - ipv6::HEADER_LEN) as u16);
-                h[ipv6::NEXT_HEADER] = next;
-                h[ipv6::HOP_LIMIT] = ttl;
-                h[ipv6::SRC..ipv6::SRC + 16].copy_from_slice(&src);
-                h[ipv6::DST..ipv6::DST + 16].copy_from_slice(&dst);
-            }
+            let h: &mut [u8; ipv6::HEADER_LEN] = wire::get_mut(f, l3).ok_or(RewriteError::PacketMismatch)?;
+            *wire::get_mut::<4>(h, 0).unwrap_or(&mut [0; 4]) = [0x60 | (ds >> 4), ds << 4, 0, 0];
+            wire::wr16(h, ipv6::PAYLOAD_LEN, (outer_len - ipv6::HEADER_LEN) as u16);
+            wire::wr16(h, ipv6::NEXT_HEADER, u16::from_be_bytes([next, ttl]));
+            *wire::get_mut::<16>(h, ipv6::SRC).unwrap_or(&mut [0; 16]) = src;
+            *wire::get_mut::<16>(h, ipv6::DST).unwrap_or(&mut [0; 16]) = dst;
         }
     }
     if let Encap::Gue { port } = tunnel.encap {
-        if let Some(g) = wire::get_mut::<{ udp::HEADER_LEN + gue::HEADER_LEN }>(ip, outer_ip) {
-            wire::wr16(g, udp::SRC_PORT, gue_source_port(pkt.flow()));
-            wire::wr16(g, udp::DST_PORT, port);
-            wire::wr16(g, udp::LENGTH, (outer_len - outer_ip) as u16);
-            // UDP checksum 0; GUE version 0, C 0, hlen 0, proto_ctype, flags 0.
-            g[udp::HEADER_LEN + 1] = inner_proto;
-        }
+        // UDP with checksum 0; GUE version 0, C 0, hlen 0, proto_ctype, flags 0.
+        let g: &mut [u8; udp::HEADER_LEN + gue::HEADER_LEN] =
+            wire::get_mut(f, l3 + outer_ip).ok_or(RewriteError::PacketMismatch)?;
+        wire::wr16(g, udp::SRC_PORT, gue_source_port(&pkt.flow()));
+        wire::wr16(g, udp::DST_PORT, port);
+        wire::wr16(g, udp::LENGTH, (outer_len - outer_ip) as u16);
+        wire::wr16(g, udp::CHECKSUM, 0);
+        *wire::get_mut::<4>(g, udp::HEADER_LEN).unwrap_or(&mut [0; 4]) = [0, inner_proto, 0, 0];
     }
-    let hdr_len = l3 + overhead;
-    let f = frame.frame_mut();
-    f.get_mut(..hdr_len)
-        .ok_or(RewriteError::PacketMismatch)?
-        .copy_from_slice(hdr.get(..hdr_len).ok_or(RewriteError::PacketMismatch)?);
-    set_macs(f, hop)?;
     frame.truncate(hdr_len + ip_len);
     if !fragment {
         return Ok(Verdict::Forward);
     }
     Ok(fragment_outer(frame, l3, hop.mtu, tunnel.ident, v6_fragment, frags))
+}
+
+/// The forwarding TTL / hop-limit decrement of the inner packet (IPv4 checksum updated).
+#[inline(always)]
+fn decrement_inner_ttl(f: &mut [u8], pkt: &Packet) -> Result<(), RewriteError> {
+    match pkt.version() {
+        IpVersion::V4 => ttl_down_v4_apply(ip_header_mut(f, pkt)?),
+        IpVersion::V6 => {
+            let h: &mut [u8; ipv6::HEADER_LEN] = ip_header_mut(f, pkt)?;
+            h[ipv6::HOP_LIMIT] = h[ipv6::HOP_LIMIT].wrapping_sub(1);
+        }
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy)]

@@ -208,13 +208,13 @@ proptest! {
 
         let o = parse(&out).unwrap();
         prop_assert_eq!(o.ttl(), pkt.ttl() - 1);
-        let f = *pkt.flow();
+        let f = pkt.flow();
         let want = match mode {
             Mode::Dnat => lb_sched::Flow { dst: target.ip(), dst_port: target.port(), ..f },
             Mode::Snat => lb_sched::Flow { src: target.ip(), src_port: target.port(), ..f },
             Mode::Dr => f,
         };
-        prop_assert_eq!(o.flow(), &want);
+        prop_assert_eq!(o.flow(), want);
     }
 
     /// DNAT of a request, then SNAT of its reply (the DNAT'ed packet with ends swapped), restores
@@ -231,7 +231,7 @@ proptest! {
         }
         let built = build(&s);
         let pkt = parse(&built.bytes).unwrap();
-        let original = *pkt.flow();
+        let original = pkt.flow();
         let rs = SocketAddr::new(addr_like(original.is_ipv6(), seed), port);
         let vs = SocketAddr::new(original.dst, original.dst_port);
 
@@ -344,7 +344,7 @@ proptest! {
             let u = &o[ip_hdr..];
             let sport = u16::from_be_bytes([u[0], u[1]]);
             prop_assert!((32768..=60999).contains(&sport));
-            prop_assert_eq!(sport, lb_rewrite::gue_source_port(pkt.flow()));
+            prop_assert_eq!(sport, lb_rewrite::gue_source_port(&pkt.flow()));
             prop_assert_eq!(u16::from_be_bytes([u[2], u[3]]), port);
             prop_assert_eq!(usize::from(u16::from_be_bytes([u[4], u[5]])), 12 + ip_len);
             prop_assert_eq!(&u[6..12], &[0, 0, 0, inner_proto, 0, 0]);
@@ -522,8 +522,8 @@ proptest! {
         icmp.extend_from_slice(quote);
         let frame = icmp_frame(from, to, &icmp, 64);
         let pkt = parse(&frame).unwrap();
-        let qp = pkt.quote().expect("quote parsed");
-        prop_assert_eq!(qp.flow(), q.flow());
+        let qp = pkt.quote(&frame).expect("quote parsed");
+        prop_assert_eq!(qp.flow(), &q.flow());
         let before = checks(&frame).unwrap();
         prop_assert_eq!(before.l4.map(|c| c.error()), Some(0));
 
@@ -542,8 +542,9 @@ proptest! {
         let l4 = after.l4.unwrap();
         prop_assert_eq!(l4.stored, l4.computed, "ICMP checksum recomputed");
         let o = parse(&out).unwrap();
-        let oq = *o.quote().unwrap().flow();
-        let qf = *q.flow();
+        let oquote = o.quote(&out).unwrap();
+        let oq = *oquote.flow();
+        let qf = q.flow();
         let ports = qf.proto.has_ports();
         if inbound {
             prop_assert_eq!(o.flow().dst, target.ip());
@@ -558,7 +559,7 @@ proptest! {
         }
         if !v6 {
             // The quoted IPv4 header checksum obeys the rule too.
-            let qh = &out[o.quote().unwrap().l3()..o.quote().unwrap().l4()];
+            let qh = &out[oquote.l3()..oquote.l4()];
             let err = header_error(qh);
             prop_assert_eq!(err, checks(&quoted.bytes).unwrap().ip.unwrap().error());
         }
@@ -566,7 +567,7 @@ proptest! {
         let csum_off = if qf.proto == Protocol::Tcp { 16 } else { 6 };
         let at_in = q.l4() - q.l3() + csum_off;
         if at_in + 2 <= quote_len {
-            let at_out = o.quote().unwrap().l4() + csum_off;
+            let at_out = oquote.l4() + csum_off;
             prop_assert_eq!(&out[at_out..at_out + 2], &quote[at_in..at_in + 2]);
         }
     }
@@ -762,7 +763,7 @@ fn parser_agrees_with_etherparse() {
                 }
                 _ => unreachable!(),
             };
-            prop_assert_eq!(ours.flow(), &lb_sched::Flow { proto, src, dst, src_port: sp, dst_port: dp });
+            prop_assert_eq!(ours.flow(), lb_sched::Flow { proto, src, dst, src_port: sp, dst_port: dp });
             prop_assert_eq!(ours.ttl(), ttl);
             prop_assert_eq!(usize::from(ours.vlan_tags()), s.tags.len());
             Ok(())
