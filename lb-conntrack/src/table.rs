@@ -1010,6 +1010,37 @@ impl ConnTable {
         }
     }
 
+    /// The OUTPUT side of the state machine for the connection whose client → virtual service
+    /// tuple is `client_flow`: for a caller that knows which connection a reply belongs to (a
+    /// replay knows the virtual address the client saw). [`ConnTable::output`] has to find it
+    /// by the real server's address, which several connections of one client port may share
+    /// (the same real server behind two virtual addresses): IPVS then takes whichever it finds
+    /// first.
+    pub fn output_in(&self, now: Timestamp, client_flow: &Flow, tcp_flags: u8) -> OutVerdict {
+        fn go<A: Addr>(t: &ConnTable, fam: &Family<A>, now: u64, k: Key<A>, f: u8) -> OutVerdict {
+            let hc = t.client_hash(k.proto, k.caddr, k.cport);
+            let mut sh = fam.shards[fam.index_of(hc)].lock();
+            let mut link = NO_LINK;
+            match t.find_live(&mut sh, sub_hash(hc, k.vaddr, k.vport, KIND_IN), &k, now, &mut link) {
+                Some(slot) => {
+                    sh.stats.hits += 1;
+                    OutVerdict::Forward(t.transition(&mut sh, slot, now, Dir::Output, f, false, false))
+                }
+                None => {
+                    sh.stats.misses += 1;
+                    drop(sh);
+                    t.drop_control(fam, link);
+                    OutVerdict::NoConnection
+                }
+            }
+        }
+        match key_of(client_flow) {
+            Some(Key2::V4(k)) => go(self, &self.v4, now.as_nanos(), k, tcp_flags),
+            Some(Key2::V6(k)) => go(self, &self.v6, now.as_nanos(), k, tcp_flags),
+            None => OutVerdict::NoConnection,
+        }
+    }
+
     fn output_fam<A: Addr>(&self, fam: &Family<A>, now: u64, k: Key<A>, flow: &Flow, f: u8) -> OutVerdict {
         // k is the reply reversed: caddr/cport = client, vaddr/vport = the reply's source.
         let hc = self.client_hash(k.proto, k.caddr, k.cport);
@@ -1056,23 +1087,27 @@ impl ConnTable {
         None
     }
 
-    /// The connection of a client → virtual service `flow`, without touching it (for ICMP
-    /// errors that quote a connection's packet).
-    pub fn lookup_in(&self, flow: &Flow) -> Option<ConnInfo> {
-        fn go<A: Addr>(t: &ConnTable, fam: &Family<A>, k: Key<A>) -> Option<ConnInfo> {
+    /// The connection of a client → virtual service `flow` at time `now`, without touching it
+    /// (for ICMP errors that quote a connection's packet, and for telling replies from
+    /// requests). A connection past its deadline at `now` is not returned.
+    pub fn lookup_in(&self, now: Timestamp, flow: &Flow) -> Option<ConnInfo> {
+        fn go<A: Addr>(t: &ConnTable, fam: &Family<A>, k: Key<A>, now: u64) -> Option<ConnInfo> {
             let hc = t.client_hash(k.proto, k.caddr, k.cport);
             let sh = fam.shards[fam.index_of(hc)].lock();
-            sh.find_in(sub_hash(hc, k.vaddr, k.vport, KIND_IN), &k, false).map(|s| info(sh.e(s), false, false))
+            sh.find_in(sub_hash(hc, k.vaddr, k.vport, KIND_IN), &k, false)
+                .filter(|&s| sh.e(s).deadline() > now)
+                .map(|s| info(sh.e(s), false, false))
         }
         match key_of(flow)? {
-            Key2::V4(k) => go(self, &self.v4, k),
-            Key2::V6(k) => go(self, &self.v6, k),
+            Key2::V4(k) => go(self, &self.v4, k, now.as_nanos()),
+            Key2::V6(k) => go(self, &self.v6, k, now.as_nanos()),
         }
     }
 
-    /// The connection a real server → client `flow` belongs to, without touching it.
-    pub fn lookup_out(&self, flow: &Flow) -> Option<ConnInfo> {
-        fn go<A: Addr>(t: &ConnTable, fam: &Family<A>, k: Key<A>, flow: &Flow) -> Option<ConnInfo> {
+    /// The connection a real server → client `flow` belongs to at time `now`, without
+    /// touching it.
+    pub fn lookup_out(&self, now: Timestamp, flow: &Flow) -> Option<ConnInfo> {
+        fn go<A: Addr>(t: &ConnTable, fam: &Family<A>, k: Key<A>, flow: &Flow, now: u64) -> Option<ConnInfo> {
             let hc = t.client_hash(k.proto, k.caddr, k.cport);
             let sh = fam.shards[fam.index_of(hc)].lock();
             let hout = sub_hash(hc, k.vaddr, k.vport, KIND_OUT);
@@ -1081,11 +1116,12 @@ impl ConnTable {
                     sh.find_in(sub_hash(hc, k.vaddr, k.vport, KIND_IN), &k, false)
                         .filter(|&s| sh.e(s).fwd() != ForwardMethod::Masq)
                 })
+                .filter(|&s| sh.e(s).deadline() > now)
                 .map(|s| info(sh.e(s), false, false))
         }
         match key_of(&flow.reversed())? {
-            Key2::V4(k) => go(self, &self.v4, k, flow),
-            Key2::V6(k) => go(self, &self.v6, k, flow),
+            Key2::V4(k) => go(self, &self.v4, k, flow, now.as_nanos()),
+            Key2::V6(k) => go(self, &self.v6, k, flow, now.as_nanos()),
         }
     }
 

@@ -81,7 +81,7 @@ fn a_syn_flood_of_ten_times_the_capacity_evicts_no_established_connection() {
     let s = tb.stats();
     assert_eq!(s.states[State::Established as usize], u64::from(established), "an established connection was evicted");
     for i in 0..established {
-        assert_eq!(tb.lookup_in(&client(i, 1000)).map(|c| c.state), Some(State::Established));
+        assert_eq!(tb.lookup_in(t(2.0), &client(i, 1000)).map(|c| c.state), Some(State::Established));
     }
     // The flood only displaced its own kind, and everything refused or evicted was counted.
     assert_eq!(forwarded + refused, 10 * cap as u64);

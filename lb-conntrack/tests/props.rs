@@ -75,7 +75,7 @@ proptest! {
                 }
                 Op::Out { client, port, flags } => {
                     let f = tcp(&format!("192.0.2.{client}"), 1000 + u16::from(port));
-                    if let Some(c) = tb.lookup_in(&f) {
+                    if let Some(c) = tb.lookup_in(Timestamp::from_nanos(now), &f) {
                         let _ = tb.output(Timestamp::from_nanos(now), &reply(&c), flags);
                     }
                 }

@@ -166,7 +166,7 @@ fn syn_on_time_wait_is_rescheduled_with_conn_reuse_mode() {
     fwd(tb.input(t(1.1), &f, ACK, &svc, &P));
     fwd(tb.input(t(2.0), &f, FIN | ACK, &svc, &P));
     out(tb.output(t(2.1), &r, FIN | ACK));
-    assert_eq!(tb.lookup_in(&f).unwrap().state, State::TimeWait);
+    assert_eq!(tb.lookup_in(t(2.2), &f).unwrap().state, State::TimeWait);
     // The client reuses its port: a new connection, scheduled again (rr: the other server).
     let c2 = fwd(tb.input(t(3.0), &f, SYN, &svc, &P));
     assert!(c2.created && c2.rescheduled);
@@ -279,7 +279,7 @@ fn nat_reply_without_connection_and_dr_reply_lookup() {
     // A NAT reply must come from the real server, not the VIP.
     let from_vip = lb_sched::Flow { src: c.vaddr, src_port: c.vport, ..reply(&c) };
     assert_eq!(tb.output(t(1.0), &from_vip, ACK), OutVerdict::NoConnection);
-    assert!(tb.lookup_out(&reply(&c)).is_some());
+    assert!(tb.lookup_out(t(1.0), &reply(&c)).is_some());
 }
 
 #[test]

@@ -508,7 +508,7 @@ impl<'p> Worker<'p> {
         if !flow.proto.has_ports() {
             return self.drop("icmp_not_error");
         }
-        match self.classify(&flow) {
+        match self.classify(now, &flow) {
             Some(Class::Request(si)) => self.request(now, si, buf, &pkt, sink),
             Some(Class::Reply(si)) => self.reply(now, si, buf, &pkt, sink),
             None => {
@@ -519,7 +519,7 @@ impl<'p> Worker<'p> {
         }
     }
 
-    fn classify(&self, flow: &Flow) -> Option<Class> {
+    fn classify(&self, now: Timestamp, flow: &Flow) -> Option<Class> {
         let p = self.p;
         if let Some(i) = p.lookup_vip(flow.proto, flow.dst, flow.dst_port) {
             return Some(Class::Request(i));
@@ -529,7 +529,7 @@ impl<'p> Worker<'p> {
         }
         let i = p.any[usize::from(flow.is_ipv6())]?;
         // A catch-all service tells replies from requests by the connection they belong to.
-        if p.table.lookup_in(&flow.reversed()).is_some() {
+        if p.table.lookup_in(now, &flow.reversed()).is_some() {
             Some(Class::Reply(i))
         } else {
             Some(Class::Request(i))
@@ -667,16 +667,18 @@ impl<'p> Worker<'p> {
             self.counters.replies_skipped += 1;
             return Outcome::ReplySkipped;
         }
-        let Some(c) = self.p.table.lookup_in(&flow.reversed()) else {
+        let Some(c) = self.p.table.lookup_in(now, &flow.reversed()) else {
             return self.drop("reply_without_connection");
         };
         if c.fwd != ForwardMethod::Masq {
             self.counters.replies_skipped += 1;
             return Outcome::ReplySkipped;
         }
-        // The reply as its real server sent it: from the real server's address and port.
-        let from_rs = Flow { src: c.daddr, src_port: c.dport, ..flow };
-        let c = match self.p.table.output(now, &from_rs, pkt.tcp_flags().0) {
+        // The reply as its real server sent it (from the real server's address and port) goes
+        // through the OUTPUT side of its connection's state machine. The capture says which
+        // connection it is (the virtual address the client saw), so it is taken by that key:
+        // the real server's tuple alone may be shared by two connections of one client port.
+        let c = match self.p.table.output_in(now, &flow.reversed(), pkt.tcp_flags().0) {
             OutVerdict::Forward(c) => c,
             OutVerdict::NoConnection => return self.drop("reply_without_connection"),
         };
@@ -709,8 +711,7 @@ impl<'p> Worker<'p> {
         pkt: &Packet,
         sink: &mut dyn FnMut(&[u8]),
     ) -> Outcome {
-        let _ = now;
-        let Some(q) = pkt.quote().map(|q| *q.flow()) else {
+        let Some(q) = pkt.quote(buf.frame()).map(|q| *q.flow()) else {
             return self.drop("icmp_without_connection");
         };
         let service_of = |c: &ConnInfo, p: &Pipeline| {
@@ -718,7 +719,7 @@ impl<'p> Worker<'p> {
         };
         // About a reply the client received (quoted: virtual service -> client): from the client
         // side, toward the real server.
-        if let Some(c) = self.p.table.lookup_in(&q.reversed()) {
+        if let Some(c) = self.p.table.lookup_in(now, &q.reversed()) {
             let Some(si) = service_of(&c, self.p) else {
                 return self.drop("icmp_without_connection");
             };
@@ -726,7 +727,7 @@ impl<'p> Worker<'p> {
         }
         // About a request (quoted: client -> virtual service), travelling to the client: the
         // reply direction.
-        if let Some(c) = self.p.table.lookup_in(&q) {
+        if let Some(c) = self.p.table.lookup_in(now, &q) {
             if c.fwd != ForwardMethod::Masq {
                 self.counters.replies_skipped += 1;
                 return Outcome::ReplySkipped;

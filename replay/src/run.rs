@@ -142,7 +142,7 @@ fn worker_of(frame: &[u8], workers: usize) -> usize {
     }
     let Ok(p) = lb_rewrite::parse(frame) else { return 0 };
     // ICMP errors go with the connection they quote.
-    let f = p.quote().map_or(p.flow(), |q| *q.flow());
+    let f = p.quote(frame).map_or(p.flow(), |q| *q.flow());
     let a = (f.src, f.src_port).min((f.dst, f.dst_port));
     let b = (f.src, f.src_port).max((f.dst, f.dst_port));
     use std::hash::{Hash, Hasher};

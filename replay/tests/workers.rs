@@ -1,0 +1,107 @@
+//! With a hash scheduler the frames a replay emits do not depend on the number of workers:
+//! `--workers 1` and `--workers 2` give the same frames (as a set), for sh, dh, mh and maglev.
+
+mod support;
+
+use std::sync::Mutex;
+
+use lb_replay::capture::Capture;
+use lb_replay::config::{parse_backend, Neighbours, ServiceSpec, Vip};
+use lb_replay::pipeline::PipelineConfig;
+use lb_replay::run::{run, Output, Pacing, RunConfig};
+use lb_sched::ForwardMethod;
+use support::*;
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Vec<u8>>>);
+impl Output for Recorder {
+    fn send(&self, _: u64, frame: &[u8]) {
+        self.0.lock().unwrap().push(frame.to_vec());
+    }
+}
+
+fn config(sched: &str, mode: ForwardMethod) -> PipelineConfig {
+    let addrs = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "2001:db8:ffff::1", "2001:db8:ffff::2"];
+    let mut neigh = Neighbours::new();
+    for (i, a) in addrs.iter().enumerate() {
+        neigh.insert(a.parse().unwrap(), lb_rewrite::MacAddr([2, 0, 0, 0, 1, i as u8]));
+    }
+    let backends: Vec<_> = addrs.iter().map(|a| parse_backend(a).unwrap()).collect();
+    let svc = |v6| ServiceSpec { sched: sched.into(), backends: backends.clone(), ..ServiceSpec::new(Vip::Any { v6 }) };
+    PipelineConfig {
+        services: vec![svc(false), svc(true)],
+        mode: Some(mode),
+        conntrack: lb_conntrack::Config::default(),
+        mtu: 1500,
+        tun_src: vec![],
+        neigh,
+        director_mac: None,
+        future_backends: vec![],
+    }
+}
+
+fn frames(cap: &Capture, sched: &str, mode: ForwardMethod, workers: usize) -> (Vec<Vec<u8>>, u64) {
+    let pipe = pipeline(&config(sched, mode));
+    let rec = Recorder::default();
+    let rc = RunConfig { events: vec![], pacing: Pacing::Topspeed, loops: 2, workers, progress: false };
+    let res = run(cap, &pipe, &rc, &rec);
+    let mut v = rec.0.into_inner().unwrap();
+    v.sort();
+    (v, res.counters.forwarded)
+}
+
+/// 200 connections from 50 clients, both directions, interleaved over 2 s, plus UDP.
+fn synthetic() -> Capture {
+    let mut f = Vec::new();
+    for i in 0..200u32 {
+        let c = format!("198.51.{}.{}", 100 + i % 5, 1 + i % 50);
+        let s = format!("192.0.2.{}", 10 + i % 3);
+        let p = 20_000 + i as u16;
+        let t = 1_000_000_000 + u64::from(i) * 10_000_000;
+        let mut push = |dt: u64, fr: Vec<u8>| f.push((t + dt, fr));
+        push(0, tcp(&c, p, &s, 80, SYN, b""));
+        push(1_000, server(&s, 80, &c, p, SYN | ACK));
+        push(2_000, tcp(&c, p, &s, 80, ACK, b"GET / HTTP/1.0\r\n\r\n"));
+        push(3_000, server(&s, 80, &c, p, ACK));
+        push(4_000, tcp(&c, p, &s, 80, FIN | ACK, b""));
+        push(5_000, udp(&c, p, &s, 53, b"query"));
+    }
+    f.sort_by_key(|x| x.0);
+    capture(&f)
+}
+
+fn server(src: &str, sport: u16, dst: &str, dport: u16, flags: u8) -> Vec<u8> {
+    let mut fr = tcp(src, sport, dst, dport, flags, b"");
+    // Replies come from the director's side of the link.
+    fr[0..6].copy_from_slice(&ROUTER);
+    fr[6..12].copy_from_slice(&DIRECTOR);
+    fr
+}
+
+fn same_frames(cap: &Capture, what: &str) {
+    for sched in ["sh", "dh", "mh", "maglev"] {
+        for mode in [ForwardMethod::Masq, ForwardMethod::DirectRoute] {
+            let (one, fwd) = frames(cap, sched, mode, 1);
+            let (two, _) = frames(cap, sched, mode, 2);
+            assert!(fwd > 0, "{what}: nothing forwarded");
+            assert_eq!(one.len(), two.len(), "{what}, {sched}, {mode:?}: frame counts differ");
+            assert!(one == two, "{what}, {sched}, {mode:?}: frames differ between 1 and 2 workers");
+        }
+    }
+}
+
+#[test]
+fn synthetic_capture_same_frames_on_one_and_two_workers() {
+    same_frames(&synthetic(), "synthetic");
+}
+
+#[test]
+fn shared_captures_same_frames_on_one_and_two_workers() {
+    let Some(dir) = shared_pcaps() else {
+        available("../shared/testdata/pcaps", false);
+        return;
+    };
+    for name in ["teams.pcap", "443-curl.pcap", "dpkt-http.pcap"] {
+        same_frames(&Capture::open(&dir.join(name)).unwrap(), name);
+    }
+}
