@@ -19,7 +19,7 @@
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use lb_rewrite::{
     checksum, dnat, dr, parse, tun, DiscardFragments, Encap, FrameBuf, MacAddr, NextHop, Tunnel, Verdict,
 };
@@ -138,6 +138,24 @@ fn lbkit_dnat(buf: &mut [u8], len: usize, to: SocketAddr) -> Verdict {
     let Ok(pkt) = &parsed else { panic!("parse") };
     black_box(&pkt.flow());
     dnat(&mut frame, pkt, &hop(), to, &mut DiscardFragments::default()).unwrap()
+}
+
+fn lbkit_dr(buf: &mut [u8], len: usize) -> Verdict {
+    let mut frame = FrameBuf::new(buf, HEADROOM, len).unwrap();
+    let parsed = parse(frame.frame());
+    let Ok(pkt) = &parsed else { panic!("parse") };
+    black_box(&pkt.flow());
+    dr(&mut frame, pkt, &hop(), &mut DiscardFragments::default()).unwrap()
+}
+
+/// Returns the verdict and the new start of the frame (20 bytes earlier).
+fn lbkit_tun(buf: &mut [u8], len: usize, tunnel: &Tunnel) -> (Verdict, usize) {
+    let mut frame = FrameBuf::new(buf, HEADROOM, len).unwrap();
+    let parsed = parse(frame.frame());
+    let Ok(pkt) = &parsed else { panic!("parse") };
+    black_box(&pkt.flow());
+    let v = tun(&mut frame, pkt, &hop(), tunnel, &mut DiscardFragments::default()).unwrap();
+    (v, frame.start())
 }
 
 fn smoltcp_dnat(frame: &mut [u8], to: SocketAddr) {
@@ -316,13 +334,7 @@ fn dr_tun_groups(c: &mut Criterion) {
     for size in [64usize, 1514] {
         let frame = tcp_frame(false, size);
         let buf = with_headroom(&frame);
-        let run = |b: &mut [u8]| {
-            let mut frame = FrameBuf::new(b, HEADROOM, size).unwrap();
-            let parsed = parse(frame.frame());
-            let Ok(pkt) = &parsed else { panic!("parse") };
-            black_box(&pkt.flow());
-            dr(&mut frame, pkt, &hop(), &mut DiscardFragments::default()).unwrap()
-        };
+        let run = |b: &mut [u8]| lbkit_dr(b, size);
         let mut b = buf.clone();
         assert_eq!(run(&mut b), Verdict::Forward);
         verify(&b[HEADROOM..], None);
@@ -344,14 +356,7 @@ fn dr_tun_groups(c: &mut Criterion) {
     for size in [64usize, 1514] {
         let frame = tcp_frame(false, size);
         let buf = with_headroom(&frame);
-        let run = |b: &mut [u8], tunnel: &Tunnel| {
-            let mut frame = FrameBuf::new(b, HEADROOM, size).unwrap();
-            let parsed = parse(frame.frame());
-            let Ok(pkt) = &parsed else { panic!("parse") };
-            black_box(&pkt.flow());
-            let v = tun(&mut frame, pkt, &hop(), tunnel, &mut DiscardFragments::default()).unwrap();
-            (v, frame.start())
-        };
+        let run = |b: &mut [u8], tunnel: &Tunnel| lbkit_tun(b, size, tunnel);
         let mut b = buf.clone();
         let (v, start) = run(&mut b, &tunnel);
         assert_eq!(v, Verdict::Forward);
@@ -415,4 +420,46 @@ fn parse_group(c: &mut Criterion) {
 }
 
 criterion_group!(benches, nat_groups, dr_tun_groups, parse_group);
-criterion_main!(benches);
+
+/// Instruction counting (noise-free, for a shared machine): with `LBKIT_ICOUNT=CASE` the binary
+/// runs `LBKIT_ICOUNT_N` (default 100000) iterations of one case, the same code the timed
+/// benches run, and exits; under `valgrind --tool=callgrind` the difference between a case and
+/// `reset` divided by N is the instructions per packet. Cases: `reset`, `nat4_{lbkit,smoltcp,pnet}`,
+/// `nat6_{lbkit,smoltcp,pnet}` (64 / 74-byte frames), `dr4_lbkit`, `tun4_lbkit`.
+fn icount(case: &str, n: usize) {
+    let v6 = case.starts_with("nat6");
+    let frame = tcp_frame(v6, if v6 { 74 } else { 64 });
+    let orig = with_headroom(&frame);
+    let mut b = orig.clone();
+    let to = if v6 { SocketAddr::new(RS6.into(), RPORT) } else { SocketAddr::new(RS4.into(), RPORT) };
+    let tunnel = Tunnel { src: "10.0.0.254".parse().unwrap(), dst: RS4.into(), encap: Encap::Ipip, ident: 7 };
+    let reset = headers_len(v6);
+    for _ in 0..n {
+        restore(&mut b, &orig, reset);
+        match case {
+            "reset" => {}
+            "nat4_lbkit" | "nat6_lbkit" => {
+                let _ = black_box(lbkit_dnat(black_box(&mut b), frame.len(), black_box(to)));
+            }
+            "nat4_smoltcp" | "nat6_smoltcp" => smoltcp_dnat(black_box(&mut b[HEADROOM..]), black_box(to)),
+            "nat4_pnet" | "nat6_pnet" => pnet_dnat(black_box(&mut b[HEADROOM..]), black_box(to)),
+            "dr4_lbkit" => {
+                let _ = black_box(lbkit_dr(black_box(&mut b), frame.len()));
+            }
+            "tun4_lbkit" => {
+                let _ = black_box(lbkit_tun(black_box(&mut b), frame.len(), black_box(&tunnel)));
+            }
+            other => panic!("unknown LBKIT_ICOUNT case {other}"),
+        }
+    }
+}
+
+fn main() {
+    if let Ok(case) = std::env::var("LBKIT_ICOUNT") {
+        let n = std::env::var("LBKIT_ICOUNT_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        icount(&case, n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

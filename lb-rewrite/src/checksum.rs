@@ -191,6 +191,19 @@ impl Update {
         Update(self.0 + (4 * 0xFFFF_FFFF - words(o)) + words(n))
     }
 
+    /// [`Update::replace_addr16`] on the address bytes taken in native byte order, for updates
+    /// done entirely on native-order words (the one's-complement sum does not depend on byte
+    /// order, [RFC 1071 §2 (B)]; the checksum must then be read and written natively too).
+    ///
+    /// [RFC 1071 §2 (B)]: https://www.rfc-editor.org/rfc/rfc1071#section-2
+    #[inline(always)]
+    pub fn replace_addr16_ne(self, old: &[u8; 16], new: &[u8; 16]) -> Self {
+        let (o, n) = (u128::from_ne_bytes(*old), u128::from_ne_bytes(*new));
+        let words =
+            |x: u128| (x >> 96) as u32 as u64 + (x >> 64) as u32 as u64 + (x >> 32) as u32 as u64 + x as u32 as u64;
+        Update(self.0 + (4 * 0xFFFF_FFFF - words(o)) + words(n))
+    }
+
     /// A field of whole 16-bit words changed from `old` to `new` (same length, even).
     ///
     /// If the lengths differ only the common prefix counts; callers pass equal lengths.

@@ -49,14 +49,16 @@ pub(crate) fn ip_header_mut<'a, const N: usize>(
     }
 }
 
-/// Decrements an IPv4 TTL and returns the matching header-checksum update (not applied).
+/// Decrements an IPv4 TTL and returns the matching header-checksum update (not applied), in
+/// native byte order (`wire::rd16ne`): apply it to the checksum read the same way.
 #[inline(always)]
 pub(crate) fn ttl_down_v4(h: &mut [u8; ipv4::MIN_HEADER_LEN]) -> Update {
     // The TTL is the high byte of the (TTL, protocol) word. Read and write the whole word: a
     // byte store followed by a word load of the same bytes stalls store forwarding.
-    let old = wire::rd16(h, ipv4::TTL);
-    let new = old.wrapping_sub(0x0100);
-    wire::wr16(h, ipv4::TTL, new);
+    let old = wire::rd16ne(h, ipv4::TTL);
+    let [ttl, protocol] = old.to_ne_bytes();
+    let new = u16::from_ne_bytes([ttl.wrapping_sub(1), protocol]);
+    wire::wr16ne(h, ipv4::TTL, new);
     Update::new().replace_u16(old, new)
 }
 
@@ -64,8 +66,8 @@ pub(crate) fn ttl_down_v4(h: &mut [u8; ipv4::MIN_HEADER_LEN]) -> Update {
 #[inline(always)]
 pub(crate) fn ttl_down_v4_apply(h: &mut [u8; ipv4::MIN_HEADER_LEN]) {
     let up = ttl_down_v4(h);
-    let c = up.apply(wire::rd16(h, ipv4::CHECKSUM));
-    wire::wr16(h, ipv4::CHECKSUM, c);
+    let c = up.apply(wire::rd16ne(h, ipv4::CHECKSUM));
+    wire::wr16ne(h, ipv4::CHECKSUM, c);
 }
 
 #[inline(always)]
@@ -283,14 +285,16 @@ fn nat_in_place(f: &mut [u8], pkt: &Packet, hop: &NextHop, end: End, to: SocketA
 #[inline(always)]
 fn ip_update_v4(h: &mut [u8; ipv4::MIN_HEADER_LEN], end: End, new: u32) -> Update {
     // `end.v4` is 12 or 16: the field is always there.
+    // Native-order words throughout (see `wire::rd16ne`).
+    let new = u32::from_ne_bytes(new.to_be_bytes());
     let mut old = new;
     if let Some(field) = get_mut::<4>(h, end.v4) {
-        old = u32::from_be_bytes(*field);
-        *field = new.to_be_bytes();
+        old = u32::from_ne_bytes(*field);
+        *field = new.to_ne_bytes();
     }
     let addr_up = Update::new().replace_u32(old, new);
-    let c = ttl_down_v4(h).then(addr_up).apply(wire::rd16(h, ipv4::CHECKSUM));
-    wire::wr16(h, ipv4::CHECKSUM, c);
+    let c = ttl_down_v4(h).then(addr_up).apply(wire::rd16ne(h, ipv4::CHECKSUM));
+    wire::wr16ne(h, ipv4::CHECKSUM, c);
     addr_up
 }
 
@@ -305,7 +309,7 @@ fn ip_update_v6(h: &mut [u8; ipv6::HEADER_LEN], end: End, new: &[u8; 16]) -> Upd
         old = *field;
         *field = *new;
     }
-    Update::new().replace_addr16(&old, new)
+    Update::new().replace_addr16_ne(&old, new)
 }
 
 /// The frame cut at the end of the IP packet, split at the transport header.
@@ -326,19 +330,22 @@ fn nat_v4(f: &mut [u8], pkt: &Packet, hop: &NextHop, end: End, new: u32, port: u
         Protocol::Tcp => {
             let t: &mut [u8; tcp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
             let addr_up = ip_update_v4(h, end, new);
-            let old = wire::rd16(t, end.port);
-            wire::wr16(t, end.port, port);
-            let c = addr_up.replace_u16(old, port).apply(wire::rd16(t, tcp::CHECKSUM));
-            wire::wr16(t, tcp::CHECKSUM, c);
+            let port = u16::from_ne_bytes(port.to_be_bytes());
+            let old = wire::rd16ne(t, end.port);
+            wire::wr16ne(t, end.port, port);
+            let c = addr_up.replace_u16(old, port).apply(wire::rd16ne(t, tcp::CHECKSUM));
+            wire::wr16ne(t, tcp::CHECKSUM, c);
         }
         Protocol::Udp => {
             let u: &mut [u8; udp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
             let addr_up = ip_update_v4(h, end, new);
-            let old = wire::rd16(u, end.port);
-            wire::wr16(u, end.port, port);
-            let check = wire::rd16(u, udp::CHECKSUM);
+            let port = u16::from_ne_bytes(port.to_be_bytes());
+            let old = wire::rd16ne(u, end.port);
+            wire::wr16ne(u, end.port, port);
+            // 0x0000 and 0xFFFF read the same in either byte order.
+            let check = wire::rd16ne(u, udp::CHECKSUM);
             if check != 0 {
-                wire::wr16(u, udp::CHECKSUM, addr_up.replace_u16(old, port).apply_udp(check));
+                wire::wr16ne(u, udp::CHECKSUM, addr_up.replace_u16(old, port).apply_udp(check));
             } else if !pkt.is_first_fragment() {
                 udp_full_checksum(head, pkt.version(), pkt.l3(), l4);
             }
@@ -370,19 +377,22 @@ fn nat_v6(
         Protocol::Tcp => {
             let t: &mut [u8; tcp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
             let addr_up = ip_update_v6(h, end, &new);
-            let old = wire::rd16(t, end.port);
-            wire::wr16(t, end.port, port);
-            let c = addr_up.replace_u16(old, port).apply(wire::rd16(t, tcp::CHECKSUM));
-            wire::wr16(t, tcp::CHECKSUM, c);
+            let port = u16::from_ne_bytes(port.to_be_bytes());
+            let old = wire::rd16ne(t, end.port);
+            wire::wr16ne(t, end.port, port);
+            let c = addr_up.replace_u16(old, port).apply(wire::rd16ne(t, tcp::CHECKSUM));
+            wire::wr16ne(t, tcp::CHECKSUM, c);
         }
         Protocol::Udp => {
             let u: &mut [u8; udp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
             let addr_up = ip_update_v6(h, end, &new);
-            let old = wire::rd16(u, end.port);
-            wire::wr16(u, end.port, port);
-            let check = wire::rd16(u, udp::CHECKSUM);
+            let port = u16::from_ne_bytes(port.to_be_bytes());
+            let old = wire::rd16ne(u, end.port);
+            wire::wr16ne(u, end.port, port);
+            // 0x0000 and 0xFFFF read the same in either byte order.
+            let check = wire::rd16ne(u, udp::CHECKSUM);
             if check != 0 {
-                wire::wr16(u, udp::CHECKSUM, addr_up.replace_u16(old, port).apply_udp(check));
+                wire::wr16ne(u, udp::CHECKSUM, addr_up.replace_u16(old, port).apply_udp(check));
             } else if !pkt.is_first_fragment() {
                 udp_full_checksum(head, pkt.version(), pkt.l3(), l4);
             }
@@ -391,8 +401,8 @@ fn nat_v6(
             // The ICMPv6 checksum covers the pseudo-header.
             let i: &mut [u8; icmp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
             let addr_up = ip_update_v6(h, end, &new);
-            let c = addr_up.apply(wire::rd16(i, icmp::CHECKSUM));
-            wire::wr16(i, icmp::CHECKSUM, c);
+            let c = addr_up.apply(wire::rd16ne(i, icmp::CHECKSUM));
+            wire::wr16ne(i, icmp::CHECKSUM, c);
         }
     }
     set_macs(head, hop)?;
@@ -538,11 +548,11 @@ fn nat_icmp(
             // An IPv4 ICMP error always fits (`Fit::Fragment` at worst).
             let at = if outer == Side::Dst { ipv4::DST } else { ipv4::SRC };
             let field: &mut [u8; 4] = get_mut(h, at).ok_or(RewriteError::PacketMismatch)?;
-            let old = u32::from_be_bytes(*field);
+            let old = u32::from_ne_bytes(*field);
             *field = new.octets();
-            let up = ttl_down_v4(h).replace_u32(old, u32::from(new));
-            let c = up.apply(wire::rd16(h, ipv4::CHECKSUM));
-            wire::wr16(h, ipv4::CHECKSUM, c);
+            let up = ttl_down_v4(h).replace_u32(old, u32::from_ne_bytes(new.octets()));
+            let c = up.apply(wire::rd16ne(h, ipv4::CHECKSUM));
+            wire::wr16ne(h, ipv4::CHECKSUM, c);
 
             let qh: &mut [u8; ipv4::MIN_HEADER_LEN] = get_mut(msg, q_l3).ok_or(RewriteError::PacketMismatch)?;
             let at = if quote_addr_at == 0 { ipv4::SRC } else { ipv4::DST };

@@ -150,7 +150,8 @@ const BIT_QUOTE: u8 = 4;
 /// frame they stay panic-free and inside the frame, but the result is meaningless (most such
 /// mix-ups are caught as [`RewriteError::PacketMismatch`](crate::RewriteError::PacketMismatch)).
 ///
-/// Every field is a plain integer (addresses as `u128`, an IPv4 one in the low 32 bits), so
+/// Every field is a plain integer (addresses as `u128` made from the address bytes in memory
+/// order, an IPv4 one as a `u32` that way: no byte swapping in or out), so
 /// that once [`parse`] is inlined the compiler keeps the whole struct in registers; the
 /// [`Flow`] and the [`IcmpQuote`] are assembled when asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,8 +161,6 @@ pub struct Packet {
     l3: u32,
     l4: u32,
     ip_end: u32,
-    q_l3: u32,
-    q_l4: u32,
     src_port: u16,
     dst_port: u16,
     proto: Protocol,
@@ -169,17 +168,22 @@ pub struct Packet {
     ttl: u8,
     vlan_tags: u8,
     bits: u8,
-    tcp_flags: TcpFlags,
-    icmp_type: u8,
-    icmp_code: u8,
+    /// TCP: the flags byte; ICMP / ICMPv6: type << 8 | code.
+    aux: u16,
 }
 
 #[inline(always)]
 fn to_addr(version: IpVersion, a: u128) -> IpAddr {
     match version {
-        IpVersion::V4 => IpAddr::V4(Ipv4Addr::from(a as u32)),
-        IpVersion::V6 => IpAddr::V6(Ipv6Addr::from(a)),
+        IpVersion::V4 => IpAddr::V4(Ipv4Addr::from((a as u32).to_ne_bytes())),
+        IpVersion::V6 => IpAddr::V6(Ipv6Addr::from(a.to_ne_bytes())),
     }
+}
+
+/// An IPv4 address's bytes as a `Packet` stores them (read back by `to_addr`).
+#[inline(always)]
+fn v4_word(b: &[u8; 4]) -> u128 {
+    u128::from(u32::from_ne_bytes(*b))
 }
 
 impl Packet {
@@ -249,13 +253,16 @@ impl Packet {
     /// TCP flags (empty for other protocols).
     #[inline]
     pub const fn tcp_flags(&self) -> TcpFlags {
-        self.tcp_flags
+        match self.proto {
+            Protocol::Tcp => TcpFlags(self.aux as u8),
+            _ => TcpFlags(0),
+        }
     }
     /// ICMP / ICMPv6 type and code, for those protocols.
     #[inline]
     pub const fn icmp_type_code(&self) -> Option<(u8, u8)> {
         match self.proto {
-            Protocol::Icmp | Protocol::Icmpv6 => Some((self.icmp_type, self.icmp_code)),
+            Protocol::Icmp | Protocol::Icmpv6 => Some(((self.aux >> 8) as u8, self.aux as u8)),
             _ => None,
         }
     }
@@ -273,7 +280,8 @@ impl Packet {
             return None;
         }
         let packet = frame.get(..self.ip_end())?;
-        let q = parse_quote(packet, self.q_l3 as usize, self.version).ok()?;
+        // The quote starts right after the 8-byte ICMP header.
+        let q = parse_quote(packet, self.l4() + icmp::HEADER_LEN, self.version).ok()?;
         Some(IcmpQuote {
             flow: Flow {
                 proto: q.proto,
@@ -291,8 +299,8 @@ impl Packet {
     #[inline]
     pub const fn is_icmp_error(&self) -> bool {
         match self.proto {
-            Protocol::Icmp => icmp::v4_is_error(self.icmp_type),
-            Protocol::Icmpv6 => icmp::v6_is_error(self.icmp_type),
+            Protocol::Icmp => icmp::v4_is_error((self.aux >> 8) as u8),
+            Protocol::Icmpv6 => icmp::v6_is_error((self.aux >> 8) as u8),
             _ => false,
         }
     }
@@ -395,8 +403,8 @@ fn parse_ipv4(frame: &[u8], l3: usize, tags: u8) -> Result<Packet, ParseError> {
         bits,
         tags,
     };
-    let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
-    let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+    let src = v4_word(get::<4>(h, ipv4::SRC).unwrap_or(&[0; 4]));
+    let dst = v4_word(get::<4>(h, ipv4::DST).unwrap_or(&[0; 4]));
     parse_transport(frame.get(..end).unwrap_or(&[]), ip, src, dst)
 }
 
@@ -435,8 +443,8 @@ fn parse_ipv6(frame: &[u8], l3: usize, tags: u8) -> Result<Packet, ParseError> {
         bits: if first_fragment { BIT_FIRST_FRAGMENT } else { 0 },
         tags,
     };
-    let src = u128::from_be_bytes(*get::<16>(h, ipv6::SRC).unwrap_or(&[0; 16]));
-    let dst = u128::from_be_bytes(*get::<16>(h, ipv6::DST).unwrap_or(&[0; 16]));
+    let src = u128::from_ne_bytes(*get::<16>(h, ipv6::SRC).unwrap_or(&[0; 16]));
+    let dst = u128::from_ne_bytes(*get::<16>(h, ipv6::DST).unwrap_or(&[0; 16]));
     parse_transport(packet, ip, src, dst)
 }
 
@@ -487,8 +495,7 @@ fn skip_ipv6_extensions(packet: &[u8], mut next: u8, mut at: usize) -> Result<(u
 /// the IP packet ends. The addresses travel as integers and become `IpAddr`s (by `addr`) only
 /// inside the final struct literal, so they are written once, in place.
 #[inline(always)]
-fn parse_transport<A: Copy + Into<u128>>(packet: &[u8], ip: IpLayer, src: A, dst: A) -> Result<Packet, ParseError> {
-    let to_u128 = |a: A| -> u128 { a.into() };
+fn parse_transport(packet: &[u8], ip: IpLayer, src: u128, dst: u128) -> Result<Packet, ParseError> {
     let avail = ip.end - ip.l4;
     let (proto, src_port, dst_port, flags) = match ip.protocol {
         proto::TCP => {
@@ -507,18 +514,16 @@ fn parse_transport<A: Copy + Into<u128>>(packet: &[u8], ip: IpLayer, src: A, dst
             }
             (Protocol::Udp, be16([u[0], u[1]]), be16([u[2], u[3]]), 0)
         }
-        proto::ICMP if ip.version == IpVersion::V4 => return parse_icmp(packet, ip, src.into(), dst.into()),
-        proto::ICMPV6 if ip.version == IpVersion::V6 => return parse_icmp(packet, ip, src.into(), dst.into()),
+        proto::ICMP if ip.version == IpVersion::V4 => return parse_icmp(packet, ip, src, dst),
+        proto::ICMPV6 if ip.version == IpVersion::V6 => return parse_icmp(packet, ip, src, dst),
         _ => return Err(ParseError::UnsupportedProtocol),
     };
     Ok(Packet {
-        src: to_u128(src),
-        dst: to_u128(dst),
+        src,
+        dst,
         l3: ip.l3 as u32,
         l4: ip.l4 as u32,
         ip_end: ip.end as u32,
-        q_l3: 0,
-        q_l4: 0,
         src_port,
         dst_port,
         proto,
@@ -526,9 +531,7 @@ fn parse_transport<A: Copy + Into<u128>>(packet: &[u8], ip: IpLayer, src: A, dst
         ttl: ip.ttl,
         vlan_tags: ip.tags,
         bits: ip.bits,
-        tcp_flags: TcpFlags(flags),
-        icmp_type: 0,
-        icmp_code: 0,
+        aux: u16::from(flags),
     })
 }
 
@@ -547,8 +550,6 @@ fn parse_icmp(packet: &[u8], ip: IpLayer, src: u128, dst: u128) -> Result<Packet
         l3: ip.l3 as u32,
         l4: ip.l4 as u32,
         ip_end: ip.end as u32,
-        q_l3: 0,
-        q_l4: 0,
         src_port: 0,
         dst_port: 0,
         proto,
@@ -556,15 +557,11 @@ fn parse_icmp(packet: &[u8], ip: IpLayer, src: u128, dst: u128) -> Result<Packet
         ttl: ip.ttl,
         vlan_tags: ip.tags,
         bits: ip.bits,
-        tcp_flags: TcpFlags(0),
-        icmp_type,
-        icmp_code,
+        aux: u16::from_be_bytes([icmp_type, icmp_code]),
     };
     // A first fragment of an ICMP error still holds the quote's start.
     if carries {
-        let q = parse_quote(packet, ip.l4 + icmp::HEADER_LEN, ip.version)?;
-        p.q_l3 = q.l3 as u32;
-        p.q_l4 = q.l4 as u32;
+        parse_quote(packet, ip.l4 + icmp::HEADER_LEN, ip.version)?;
         p.bits |= BIT_QUOTE;
     }
     Ok(p)
@@ -597,8 +594,8 @@ fn parse_quote(packet: &[u8], at: usize, version: IpVersion) -> Result<Quote, Pa
             if wire::rd16(h, ipv4::FLAGS_FRAG) & ipv4::OFFSET_MASK != 0 {
                 return Err(ParseError::IcmpQuoteFragment);
             }
-            let src = u128::from(u32::from_be_bytes([h[12], h[13], h[14], h[15]]));
-            let dst = u128::from(u32::from_be_bytes([h[16], h[17], h[18], h[19]]));
+            let src = v4_word(get::<4>(h, ipv4::SRC).unwrap_or(&[0; 4]));
+            let dst = v4_word(get::<4>(h, ipv4::DST).unwrap_or(&[0; 4]));
             (src, dst, h[ipv4::PROTOCOL], at + hl)
         }
         IpVersion::V6 => {
@@ -611,8 +608,8 @@ fn parse_quote(packet: &[u8], at: usize, version: IpVersion) -> Result<Quote, Pa
                     ExtError::Truncated => ParseError::TruncatedIcmpQuote,
                     ExtError::Fragment => ParseError::IcmpQuoteFragment,
                 })?;
-            let src = u128::from_be_bytes(*get::<16>(h, ipv6::SRC).unwrap_or(&[0; 16]));
-            let dst = u128::from_be_bytes(*get::<16>(h, ipv6::DST).unwrap_or(&[0; 16]));
+            let src = u128::from_ne_bytes(*get::<16>(h, ipv6::SRC).unwrap_or(&[0; 16]));
+            let dst = u128::from_ne_bytes(*get::<16>(h, ipv6::DST).unwrap_or(&[0; 16]));
             (src, dst, protocol, l4)
         }
     };

@@ -39,6 +39,27 @@ pub(crate) fn wr16<const N: usize>(h: &mut [u8; N], at: usize, v: u16) {
     }
 }
 
+/// Reads two bytes at a constant offset as a native-order `u16`. Checksum arithmetic uses these:
+/// the one's-complement sum is independent of byte order ([RFC 1071 §2 (B)]), so an update done
+/// entirely on native-order words needs no byte swapping.
+///
+/// [RFC 1071 §2 (B)]: https://www.rfc-editor.org/rfc/rfc1071#section-2
+#[inline(always)]
+pub(crate) fn rd16ne<const N: usize>(h: &[u8; N], at: usize) -> u16 {
+    match get::<2>(h, at) {
+        Some(b) => u16::from_ne_bytes(*b),
+        None => 0,
+    }
+}
+
+/// Writes a native-order `u16` (see [`rd16ne`]) at a constant offset.
+#[inline(always)]
+pub(crate) fn wr16ne<const N: usize>(h: &mut [u8; N], at: usize, v: u16) {
+    if let Some(b) = get_mut::<2>(h, at) {
+        *b = v.to_ne_bytes();
+    }
+}
+
 /// Ethernet II ([IEEE 802.3]).
 pub(crate) mod eth {
     /// Destination MAC.
