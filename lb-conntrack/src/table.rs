@@ -1,6 +1,8 @@
 //! The connection table.
 
 use core::fmt;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -95,6 +97,9 @@ const F_TEMPLATE: u8 = 0x10;
 
 const NO_LINK: u32 = u32::MAX;
 const NIL: u32 = u32::MAX;
+/// `queued_tick` of an entry that waits in a shard's `near` heap (its `prev` holds the heap
+/// item's generation).
+const NEAR: u32 = u32::MAX - 1;
 const SHARD_BITS_IN_LINK: u32 = 8;
 const SLOT_MASK_IN_LINK: u32 = (1 << (32 - SHARD_BITS_IN_LINK)) - 1;
 
@@ -298,8 +303,8 @@ pub struct Stats {
 
 const CHUNK_BITS: u32 = 10;
 const CHUNK: usize = 1 << CHUNK_BITS;
-const TICK_SHIFT: u32 = 30; // ~1.07 s
-const WHEEL: usize = 1024;
+const TICK_SHIFT: u32 = 27; // ~134 ms
+const WHEEL: usize = 8192; // a turn: ~18 minutes
 
 #[derive(Default, Clone, Copy)]
 struct ShardStats {
@@ -320,8 +325,13 @@ struct Shard<A> {
     out_idx: OpenIndex,
     /// Heads of the wheel buckets' intrusive lists.
     wheel: Vec<u32>,
-    /// The first tick not yet fully processed.
+    /// The first tick whose bucket has not been taken apart yet: every entry due before it is
+    /// either expired or in `near`.
     wheel_tick: u64,
+    /// Entries due within the ticks already taken apart, by deadline: `(deadline, slot, gen)`.
+    /// Stale items (entry released or moved since) are recognised by `gen` and skipped.
+    near: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    near_gen: u32,
     embryonic: Vec<u32>,
     /// Length at which `embryonic` is next compacted (twice what survived the last compaction).
     embryonic_limit: usize,
@@ -343,6 +353,8 @@ impl<A: Addr> Shard<A> {
             out_idx: OpenIndex::new(),
             wheel: vec![NIL; WHEEL],
             wheel_tick: 0,
+            near: BinaryHeap::new(),
+            near_gen: 0,
             embryonic: Vec::new(),
             embryonic_limit: 64,
             live: 0,
@@ -407,7 +419,7 @@ impl<A: Addr> Shard<A> {
         })
     }
 
-    /// Takes `slot` off its wheel bucket, if it is on one.
+    /// Takes `slot` off its wheel bucket or out of the near heap (whose item goes stale).
     #[inline]
     fn unlink(&mut self, slot: u32) {
         let (qt, p, n) = {
@@ -417,13 +429,15 @@ impl<A: Addr> Shard<A> {
         if qt == u32::MAX {
             return;
         }
-        if p == NIL {
-            self.wheel[qt as usize % WHEEL] = n;
-        } else {
-            self.e_mut(p).next = n;
-        }
-        if n != NIL {
-            self.e_mut(n).prev = p;
+        if qt != NEAR {
+            if p == NIL {
+                self.wheel[qt as usize % WHEEL] = n;
+            } else {
+                self.e_mut(p).next = n;
+            }
+            if n != NIL {
+                self.e_mut(n).prev = p;
+            }
         }
         let e = self.e_mut(slot);
         e.queued_tick = u32::MAX;
@@ -431,11 +445,29 @@ impl<A: Addr> Shard<A> {
         e.next = NIL;
     }
 
-    /// Queues `slot` on the wheel at the tick of its deadline (moving it if it is queued
-    /// elsewhere).
+    /// Puts `slot` in the near heap at its deadline.
+    #[inline]
+    fn push_near(&mut self, slot: u32) {
+        self.unlink(slot);
+        self.near_gen = self.near_gen.wrapping_add(1);
+        let g = self.near_gen;
+        let e = self.e_mut(slot);
+        e.queued_tick = NEAR;
+        e.prev = g;
+        let d = e.deadline();
+        self.near.push(Reverse((d, slot, g)));
+    }
+
+    /// Queues `slot` at its deadline: on the wheel bucket of the deadline's tick, or in the near
+    /// heap if that tick's bucket has been taken apart already.
     #[inline]
     fn schedule(&mut self, slot: u32) {
-        let t = tick_of(self.e(slot).deadline()).max(self.wheel_tick).min(u64::from(u32::MAX - 1)) as u32;
+        let t = tick_of(self.e(slot).deadline());
+        if t < self.wheel_tick {
+            self.push_near(slot);
+            return;
+        }
+        let t = t.min(u64::from(NEAR - 1)) as u32;
         if self.e(slot).queued_tick == t {
             return;
         }
@@ -533,15 +565,16 @@ fn info<A: Addr>(e: &Entry<A>, created: bool, rescheduled: bool) -> ConnInfo {
 /// removed.
 ///
 /// ## Expiry
-/// Each shard has a timer wheel of 1,024 ticks of 2^30 ns (about 18 minutes a turn) whose
-/// buckets are intrusive lists through the entries. A connection is queued at the tick of its
+/// Each shard has a timer wheel of 8,192 ticks of 2^27 ns (134 ms; about 18 minutes a turn)
+/// whose buckets are intrusive lists through the entries. A connection is queued at the tick of its
 /// deadline when it is created and whenever its state (hence its timeout) changes; a packet
 /// that only refreshes `last_seen` does no queue work. An expiry pass walks only the buckets
 /// whose tick has come: it removes the connections that are due, moves the ones refreshed
 /// since they were queued to their real deadline (once per timeout period for a connection
 /// that keeps talking), and skips entries queued for a later turn of the wheel (timeouts
-/// beyond 18 minutes). It never scans the table. A connection is removed when
-/// `now >= last_seen + timeout`, exactly.
+/// beyond 18 minutes). Entries due later within a tick that has begun wait in a small heap
+/// ordered by deadline, so repeated passes within one tick look only at what is due. It never
+/// scans the table. A connection is removed when `now >= last_seen + timeout`, exactly.
 ///
 /// ## Capacity policy
 /// At most `max_connections` connections and templates. A new one that does not fit first
@@ -608,7 +641,7 @@ impl ConnTable {
     /// A table with this configuration.
     pub fn new(cfg: Config) -> Self {
         let shards = if cfg.shards == 0 {
-            (cfg.max_connections / 16_384).next_power_of_two().clamp(8, 64)
+            (cfg.max_connections / 32_768).next_power_of_two().clamp(8, 64)
         } else {
             cfg.shards.next_power_of_two().min(1 << SHARD_BITS_IN_LINK)
         };
@@ -1303,41 +1336,63 @@ impl ConnTable {
         let mut links = Vec::new();
         for m in fam.shards.iter() {
             let mut sh = m.lock();
-            let start = sh.wheel_tick.max(now_tick.saturating_sub(WHEEL as u64 - 1));
-            for t in start..=now_tick {
-                let mut cur = sh.wheel[t as usize % WHEEL];
-                while cur != NIL {
-                    st.visited += 1;
-                    let (next, qt, deadline, template, controls) = {
-                        let e = sh.e(cur);
-                        (e.next, e.queued_tick, e.deadline(), e.is_template(), e.link)
-                    };
-                    if u64::from(qt) <= now_tick {
-                        if deadline <= now {
-                            if template && controls > 0 {
-                                let e = sh.e_mut(cur);
-                                e.timeout_ms = CONTROL_GRACE_MS;
-                                e.last_seen = now;
-                                sh.schedule(cur);
-                            } else {
-                                links.push(self.release(&mut sh, cur));
-                                sh.stats.expired += 1;
-                                st.expired += 1;
-                            }
-                        } else if tick_of(deadline) > t {
-                            // Refreshed by packets since it was queued: move to its real deadline.
-                            sh.schedule(cur);
+            if now_tick >= sh.wheel_tick {
+                // Take apart the buckets of every tick that has begun: what is due goes, what is
+                // due later in those ticks goes to the near heap, what was refreshed since it was
+                // queued moves to its real deadline, and later turns of the wheel stay.
+                let start = sh.wheel_tick.max(now_tick.saturating_sub(WHEEL as u64 - 1));
+                sh.wheel_tick = now_tick + 1;
+                for t in start..=now_tick {
+                    let mut cur = sh.wheel[t as usize % WHEEL];
+                    while cur != NIL {
+                        st.visited += 1;
+                        let (next, qt) = {
+                            let e = sh.e(cur);
+                            (e.next, e.queued_tick)
+                        };
+                        if u64::from(qt) <= now_tick {
+                            self.expire_one(&mut sh, cur, now, &mut links, st);
                         }
-                        // Otherwise due later within the current tick: stays.
+                        cur = next;
                     }
-                    // qt > now_tick: a later turn of the wheel; stays.
-                    cur = next;
                 }
             }
-            sh.wheel_tick = sh.wheel_tick.max(now_tick);
+            // The near heap: only what is due.
+            while let Some(&Reverse((d, slot, g))) = sh.near.peek() {
+                if d > now {
+                    break;
+                }
+                sh.near.pop();
+                if !sh.in_use(slot) || sh.e(slot).queued_tick != NEAR || sh.e(slot).prev != g {
+                    continue; // stale
+                }
+                st.visited += 1;
+                self.expire_one(&mut sh, slot, now, &mut links, st);
+            }
         }
         for l in links {
             self.drop_control(fam, l);
+        }
+    }
+
+    /// Expires `slot` if it is due at `now` (a template that still controls connections gets 60
+    /// more seconds); otherwise queues it at its deadline.
+    fn expire_one<A: Addr>(&self, sh: &mut Shard<A>, slot: u32, now: u64, links: &mut Vec<u32>, st: &mut ExpireStats) {
+        let (deadline, template, controls) = {
+            let e = sh.e(slot);
+            (e.deadline(), e.is_template(), e.link)
+        };
+        if deadline > now {
+            sh.schedule(slot);
+        } else if template && controls > 0 {
+            let e = sh.e_mut(slot);
+            e.timeout_ms = CONTROL_GRACE_MS;
+            e.last_seen = now;
+            sh.schedule(slot);
+        } else {
+            links.push(self.release(sh, slot));
+            sh.stats.expired += 1;
+            st.expired += 1;
         }
     }
 

@@ -1,0 +1,158 @@
+//! `pipeline`: the whole packet path in memory (no I/O): parse, service lookup, conntrack,
+//! scheduler, rewrite. Established flows (a hit and a state update per packet) and new flows
+//! (schedule and insert), DR and NAT, 64-byte frames, on 1 and 2 workers.
+//!
+//! cargo bench -p lb-benches --bench pipeline
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use etherparse::PacketBuilder;
+use lb_replay::config::{parse_backend, ServiceSpec, Vip};
+use lb_replay::pipeline::{Outcome, Pipeline, PipelineConfig, Worker};
+use lb_rewrite::FrameBuf;
+use lb_sched::{ForwardMethod, Timestamp};
+
+const VIP: [u8; 4] = [198, 51, 100, 10];
+
+fn frame(client: u32, port: u16, syn: bool) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 0xfe])
+        .ipv4(client.to_be_bytes(), VIP, 64)
+        .tcp(port, 80, 1, 64240);
+    let b = if syn { b.syn() } else { b.ack(1) };
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v.resize(60, 0); // the minimum Ethernet frame (without FCS): 64 bytes on the wire
+    v
+}
+
+fn pipeline(mode: ForwardMethod, syn_recv_timeout: Option<Duration>) -> Pipeline {
+    let mut spec = ServiceSpec::new(Vip::Addr { proto: None, addr: "198.51.100.10:80".parse().unwrap() });
+    spec.sched = "wlc".into();
+    spec.backends = (1..=8).map(|i| parse_backend(&format!("10.0.0.{i},mac=02:00:00:00:01:0{i}")).unwrap()).collect();
+    let mut conntrack = lb_conntrack::Config::default();
+    if let Some(t) = syn_recv_timeout {
+        conntrack.timeouts.set(lb_conntrack::State::SynRecv, t);
+    }
+    let cfg = PipelineConfig {
+        services: vec![spec],
+        mode: Some(mode),
+        conntrack,
+        mtu: 1500,
+        tun_src: vec![],
+        neigh: Default::default(),
+        director_mac: None,
+        future_backends: vec![],
+    };
+    Pipeline::new(&cfg, &|_| None).unwrap()
+}
+
+/// Runs `frames` (in a loop) through a worker; returns the time for `iters` packets.
+fn drive(pipe: &Pipeline, frames: &[Vec<u8>], iters: u64, now: &mut u64) -> Duration {
+    let mut w = Worker::new(pipe);
+    w.auto_expire = false;
+    let mut buf = vec![0u8; 128 + 2048];
+    let start = Instant::now();
+    for i in 0..iters {
+        let f = &frames[i as usize % frames.len()];
+        buf[128..128 + f.len()].copy_from_slice(f);
+        let mut fb = FrameBuf::new(&mut buf, 128, f.len()).unwrap();
+        *now += 100;
+        let o = w.process(Timestamp::from_nanos(*now), &mut fb, &mut |_: &[u8]| {});
+        black_box((o, fb.frame().len()));
+    }
+    start.elapsed()
+}
+
+fn established(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(1));
+    for mode in [ForwardMethod::DirectRoute, ForwardMethod::Masq] {
+        let name = if mode == ForwardMethod::Masq { "nat" } else { "dr" };
+        for flows in [1_000u32, 100_000] {
+            let pipe = pipeline(mode, None);
+            let mut now = 1_000_000_000u64;
+            let syns: Vec<Vec<u8>> =
+                (0..flows).map(|i| frame(0xcb00_7100 + i, 10_000 + (i % 50_000) as u16, true)).collect();
+            drive(&pipe, &syns, u64::from(flows), &mut now);
+            let acks: Vec<Vec<u8>> =
+                (0..flows).map(|i| frame(0xcb00_7100 + i, 10_000 + (i % 50_000) as u16, false)).collect();
+            // Every ACK is forwarded (checked once before timing).
+            {
+                let mut w = Worker::new(&pipe);
+                let mut buf = acks[0].clone();
+                let mut fb = FrameBuf::whole(&mut buf);
+                assert_eq!(w.process(Timestamp::from_nanos(now), &mut fb, &mut |_: &[u8]| {}), Outcome::Forwarded);
+            }
+            g.bench_function(BenchmarkId::new(format!("established/{name}"), flows), |b| {
+                b.iter_custom(|iters| drive(&pipe, &acks, iters, &mut now))
+            });
+            // Two workers, each on its half of the flows.
+            g.throughput(Throughput::Elements(2));
+            let halves: Vec<Vec<Vec<u8>>> = (0..2).map(|h| acks.iter().skip(h).step_by(2).cloned().collect()).collect();
+            g.bench_function(BenchmarkId::new(format!("established_2workers/{name}"), flows), |b| {
+                b.iter_custom(|iters| {
+                    let base = now;
+                    let t = std::thread::scope(|s| {
+                        let hs: Vec<_> = halves
+                            .iter()
+                            .map(|half| {
+                                let pipe = &pipe;
+                                s.spawn(move || {
+                                    let mut n = base;
+                                    drive(pipe, half, iters, &mut n)
+                                })
+                            })
+                            .collect();
+                        hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+                    });
+                    now += iters * 100;
+                    t
+                })
+            });
+            g.throughput(Throughput::Elements(1));
+        }
+    }
+    g.finish();
+}
+
+fn new_flows(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(1));
+    for mode in [ForwardMethod::DirectRoute, ForwardMethod::Masq] {
+        let name = if mode == ForwardMethod::Masq { "nat" } else { "dr" };
+        // Each SYN is a new connection, 10 us of capture time apart; SYN_RECV lasts 1 s: about
+        // 100,000 connections in the table in steady state, expired as they go.
+        let pipe = pipeline(mode, Some(Duration::from_secs(1)));
+        let syns: Vec<Vec<u8>> =
+            (0..1u32 << 20).map(|i| frame(0xc000_0000 + i * 7919, 1024 + (i % 60_000) as u16, true)).collect();
+        let mut now = 1_000_000_000u64;
+        let mut k = 0u64;
+        g.bench_function(BenchmarkId::new(format!("new_flows/{name}"), "steady"), |b| {
+            b.iter_custom(|iters| {
+                let mut w = Worker::new(&pipe);
+                w.auto_expire = false;
+                let mut buf = vec![0u8; 128 + 2048];
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let f = &syns[(k % syns.len() as u64) as usize];
+                    k += 1;
+                    buf[128..128 + f.len()].copy_from_slice(f);
+                    let mut fb = FrameBuf::new(&mut buf, 128, f.len()).unwrap();
+                    now += 10_000;
+                    if k.is_multiple_of(1024) {
+                        pipe.expire(Timestamp::from_nanos(now));
+                    }
+                    black_box(w.process(Timestamp::from_nanos(now), &mut fb, &mut |_: &[u8]| {}));
+                }
+                start.elapsed()
+            })
+        });
+        assert!(pipe.table.len() < 200_000, "not a steady state: {}", pipe.table.len());
+    }
+    g.finish();
+}
+
+criterion_group!(benches, established, new_flows);
+criterion_main!(benches);
