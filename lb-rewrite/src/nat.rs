@@ -521,14 +521,15 @@ fn nat_icmp(
     {
         return Err(RewriteError::PacketMismatch);
     }
-    // Verify the ICMP checksum before anything changes.
+    // Verify the ICMP checksum before anything changes. A fragmented error cannot be verified
+    // (the checksum covers bytes that are not here), even if this fragment happens to sum right.
     let (head, rest) = f.split_at_mut(l4_at);
     let msg = rest.get_mut(..end - l4_at).unwrap_or(&mut []);
     let icmp_sum = match pkt.version() {
         IpVersion::V4 => checksum::Sum::new(),
         IpVersion::V6 => pseudo_header(head, pkt, 58, msg.len() as u32).ok_or(RewriteError::PacketMismatch)?,
     };
-    if icmp_sum.add_bytes(msg).fold() != 0xFFFF {
+    if pkt.is_first_fragment() || icmp_sum.add_bytes(msg).fold() != 0xFFFF {
         return Err(RewriteError::BadIcmpChecksum);
     }
     let q_l3 = quote.l3() - l4_at;

@@ -1,0 +1,43 @@
+//! Inputs the fuzz targets (`fuzz/`) found to break a promise of lb-rewrite, kept as tests.
+
+use lb_rewrite::{nat_icmp_in, nat_icmp_out, parse, FrameBuf, MacAddr, NextHop, RewriteError};
+
+fn hop() -> NextHop {
+    NextHop { src_mac: MacAddr([2, 0, 0, 0, 0, 0xfe]), dst_mac: MacAddr([2, 0, 0, 0, 1, 2]), mtu: 1500 }
+}
+
+/// `rewrite_nat`, 2026-11-29: an ICMP error that is the first fragment of a larger datagram
+/// (IPv4 MF set, offset 0), whose checksum happens to be right over this fragment alone, was
+/// NAT'ed and its checksum recomputed over the fragment, which is wrong for the whole datagram.
+/// A fragmented ICMP error cannot be verified and is refused as `BadIcmpChecksum`, untouched.
+#[test]
+fn fragmented_icmp_error_is_refused_even_when_the_fragment_sums_right() {
+    #[rustfmt::skip]
+    let frame: [u8; 70] = [
+        // Ethernet
+        0x28, 0x37, 0x37, 0x00, 0x6d, 0xc8, 0x10, 0x13, 0x31, 0xf1, 0x39, 0x76, 0x08, 0x00,
+        // IPv4, total length 56, MF set, offset 0, ICMP, 93.71.110.205 -> 192.168.1.6
+        0x45, 0xa0, 0x00, 0x38, 0xd1, 0xf8, 0x20, 0x00, 0x35, 0x01, 0x25, 0x6a, 0x5d, 0x47,
+        0x6e, 0xcd, 0xc0, 0xa8, 0x01, 0x06,
+        // ICMP port unreachable, checksum 0x702b (right over these 36 bytes)
+        0x03, 0x03, 0x70, 0x2b, 0x00, 0x00, 0x00, 0x00,
+        // quoted IPv4 / UDP 192.168.1.6:49972 -> 93.71.110.205:16333
+        0x45, 0x00, 0x00, 0x4a, 0x1d, 0x80, 0x00, 0x00, 0x32, 0x11, 0xdd, 0x60, 0xc0, 0xa8,
+        0x01, 0x06, 0x5d, 0x47, 0x6e, 0xcd, 0xc3, 0x74, 0x3f, 0xcd, 0x00, 0x36, 0x89, 0x59,
+    ];
+    let pkt = parse(&frame).unwrap();
+    assert!(pkt.is_first_fragment() && pkt.has_quote());
+    assert!(lb_rewrite::checksum::verify(&frame[34..]), "the fragment alone sums right");
+    let to = "10.0.0.2:8080".parse().unwrap();
+    for inbound in [true, false] {
+        let mut buf = frame;
+        let mut fb = FrameBuf::whole(&mut buf);
+        let r = if inbound {
+            nat_icmp_in(&mut fb, &pkt, &hop(), to, &mut |_: &[u8]| {})
+        } else {
+            nat_icmp_out(&mut fb, &pkt, &hop(), to, &mut |_: &[u8]| {})
+        };
+        assert_eq!(r, Err(RewriteError::BadIcmpChecksum));
+        assert_eq!(buf, frame, "refused before any change");
+    }
+}
