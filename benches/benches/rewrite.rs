@@ -424,11 +424,13 @@ criterion_group!(benches, nat_groups, dr_tun_groups, parse_group);
 /// Instruction counting (noise-free, for a shared machine): with `LBKIT_ICOUNT=CASE` the binary
 /// runs `LBKIT_ICOUNT_N` (default 100000) iterations of one case, the same code the timed
 /// benches run, and exits; under `valgrind --tool=callgrind` the difference between a case and
-/// `reset` divided by N is the instructions per packet. Cases: `reset`, `nat4_{lbkit,smoltcp,pnet}`,
-/// `nat6_{lbkit,smoltcp,pnet}` (64 / 74-byte frames), `dr4_lbkit`, `tun4_lbkit`.
-fn icount(case: &str, n: usize) {
-    let v6 = case.starts_with("nat6");
-    let frame = tcp_frame(v6, if v6 { 74 } else { 64 });
+/// `reset` (`reset6` for the IPv6 cases) divided by N is the instructions per packet. Cases:
+/// `reset`, `reset6`, `nat4_{lbkit,smoltcp,pnet}`,
+/// `nat6_{lbkit,smoltcp,pnet}`, `dr4_lbkit`, `tun4_lbkit`; frames of 64 (IPv4) or 74 (IPv6)
+/// bytes, or `LBKIT_ICOUNT_SIZE` bytes.
+fn icount(case: &str, n: usize, size: Option<usize>) {
+    let v6 = case.starts_with("nat6") || case == "reset6";
+    let frame = tcp_frame(v6, size.unwrap_or(if v6 { 74 } else { 64 }));
     let orig = with_headroom(&frame);
     let mut b = orig.clone();
     let to = if v6 { SocketAddr::new(RS6.into(), RPORT) } else { SocketAddr::new(RS4.into(), RPORT) };
@@ -437,7 +439,7 @@ fn icount(case: &str, n: usize) {
     for _ in 0..n {
         restore(&mut b, &orig, reset);
         match case {
-            "reset" => {}
+            "reset" | "reset6" => {}
             "nat4_lbkit" | "nat6_lbkit" => {
                 let _ = black_box(lbkit_dnat(black_box(&mut b), frame.len(), black_box(to)));
             }
@@ -457,7 +459,8 @@ fn icount(case: &str, n: usize) {
 fn main() {
     if let Ok(case) = std::env::var("LBKIT_ICOUNT") {
         let n = std::env::var("LBKIT_ICOUNT_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-        icount(&case, n);
+        let size = std::env::var("LBKIT_ICOUNT_SIZE").ok().and_then(|v| v.parse().ok());
+        icount(&case, n, size);
         return;
     }
     benches();

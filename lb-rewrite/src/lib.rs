@@ -71,6 +71,28 @@
 //! * The GUE source port is a fixed hash of the flow ([`gue_source_port`]) instead of the
 //!   kernel's per-boot seeded one, so every director agrees.
 //!
+//! * IPv4 ICMP errors that exceed the MTU are fragmented even with DF (IPVS skips its DF check
+//!   for them and the kernel fragments with `ignore_df`); IPv6 ones get [`Verdict::TooBig`],
+//!   about which no reply may be sent ([`RewriteError::IcmpReplyForbidden`]).
+//!
+//! Not handled (a typed error, never a wrong rewrite): IPv6 jumbograms, PPPoE and other
+//! ethertypes, tunnelled input (IPIP, 6in4 and GRE packets are `unsupported_protocol`), GRE
+//! encapsulation, non-first fragments (IPVS reassembles; a director in front of lbkit must too).
+//!
+//! ## Why our own views and not etherparse on the hot path
+//!
+//! The issue asked to decide by measurement (`BENCHMARKS.md`, `## rewrite`): etherparse's
+//! `SlicedPacket::from_ethernet` alone costs about 50 ns per frame here, more than the whole
+//! parse-and-rewrite budget; its single-header slices are cheap but leave every check and every
+//! write to the caller. The rewriters therefore read and write through fixed-size array views
+//! (`&[u8; 20]` for an IPv4 header...) reached by one checked access each, and etherparse is the
+//! oracle of the test suite.
+//!
+//! On a hot path, bind the parse result by reference (`let parsed = parse(f); match &parsed
+//! ...`): moving a freshly built [`Packet`] out of the `Result` costs a store-forwarding stall
+//! about as long as the parse. [`Packet`] keeps only integers for the same reason; its
+//! [`Flow`](lb_sched::Flow) and [`IcmpQuote`] are built when asked for.
+//!
 //! ## Example
 //!
 //! ```
