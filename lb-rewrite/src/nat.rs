@@ -459,8 +459,10 @@ fn pseudo_header_at(head: &[u8], version: IpVersion, l3: usize, protocol: u8, le
 ///
 /// The outer and quoted IPv4 header checksums are updated incrementally; the ICMP checksum is
 /// verified first ([`RewriteError::BadIcmpChecksum`], as IPVS drops those) and then fully
-/// recomputed (ICMPv6 with the pseudo-header). The quoted transport checksum is left as IPVS
-/// leaves it. TTL and MTU as for [`dr`] (an IPv4 ICMP error is fragmented even with DF, as the
+/// recomputed (ICMPv6 with the pseudo-header). The quoted transport checksum, when the quote
+/// holds it, is updated for the new address and port by the same incremental rule (IPVS leaves
+/// it stale, so a receiver that checks it, or tshark, would see a corrupt quote; the kernel's
+/// own NAT updates it too). TTL and MTU as for [`dr`] (an IPv4 ICMP error is fragmented even with DF, as the
 /// kernel does; an IPv6 one that is too big gets [`Verdict::TooBig`], to which no reply may be
 /// sent).
 pub fn nat_icmp_in(
@@ -539,6 +541,21 @@ fn nat_icmp(
         Side::Dst => (0, tcp::SRC_PORT),
         Side::Src => (1, tcp::DST_PORT),
     };
+    // What the quoted transport checksum covers and is about to change: the quoted address
+    // (pseudo-header) and port, as they are now.
+    let q_addr_off = match (pkt.version(), quote_addr_at) {
+        (IpVersion::V4, 0) => ipv4::SRC,
+        (IpVersion::V4, _) => ipv4::DST,
+        (IpVersion::V6, 0) => ipv6::SRC,
+        (IpVersion::V6, _) => ipv6::DST,
+    };
+    let q_addr_len = if pkt.version() == IpVersion::V4 { 4 } else { 16 };
+    let mut old_q_addr = [0u8; 16];
+    old_q_addr[..q_addr_len].copy_from_slice(
+        msg.get(q_l3 + q_addr_off..q_l3 + q_addr_off + q_addr_len).ok_or(RewriteError::PacketMismatch)?,
+    );
+    let old_q_port =
+        msg.get(q_l4 + quote_port_at..q_l4 + quote_port_at + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
 
     match (pkt.version(), to.ip()) {
         (IpVersion::V4, IpAddr::V4(new)) => {
@@ -583,6 +600,30 @@ fn nat_icmp(
     if quote.flow().proto.has_ports() {
         if let Some(t) = get_mut::<8>(msg, q_l4) {
             wire::wr16(t, quote_port_at, to.port());
+        }
+        // The quoted transport checksum follows its address and port when the quote holds it
+        // (IPVS leaves it stale; the kernel's own NAT updates it), by the same incremental rule:
+        // a checksum that was right stays right, a wrong one stays exactly as wrong. A UDP
+        // checksum of zero ("none") stays zero.
+        let udp = quote.flow().proto == lb_sched::Protocol::Udp;
+        let at = q_l4 + if udp { udp::CHECKSUM } else { tcp::CHECKSUM };
+        if let Some(c) = msg.get_mut(at..at + 2) {
+            let old = u16::from_be_bytes([c[0], c[1]]);
+            if !(udp && old == 0) {
+                let new_addr: [u8; 16] = match to.ip() {
+                    IpAddr::V4(a) => {
+                        let mut b = [0u8; 16];
+                        b[..4].copy_from_slice(&a.octets());
+                        b
+                    }
+                    IpAddr::V6(a) => a.octets(),
+                };
+                let up = Update::new()
+                    .replace_bytes(&old_q_addr[..q_addr_len], &new_addr[..q_addr_len])
+                    .replace_u16(old_q_port, to.port());
+                let new = if udp { up.apply_udp(old) } else { up.apply(old) };
+                c.copy_from_slice(&new.to_be_bytes());
+            }
         }
     }
     // The ICMP checksum, recomputed over the whole message.

@@ -600,8 +600,10 @@ add(
 # and dport -> VIP:80.
 req_pkt = rebuild(IP(src=CLIENT4, dst=RS4, ttl=63, id=11) / UDP(sport=CPORT, dport=RPORT) / Raw(PAYLOAD))
 icmp_out = IP(src=RS4, dst=CLIENT4, ttl=64, id=6, tos=0xC0) / ICMP(type=3, code=3) / Raw(bytes(req_pkt)[:28])
-q_after = rebuild(IP(src=CLIENT4, dst=VIP4, ttl=63, id=11) / UDP(sport=CPORT, dport=RPORT) / Raw(PAYLOAD))
-q_after_bytes = bytes(q_after)[:22] + struct.pack("!H", VPORT) + bytes(req_pkt)[24:28]
+# The quoted UDP checksum (within the 8 quoted bytes) follows the new address and port: the whole
+# request was valid, so it is the checksum scapy computes for the rewritten request.
+q_after = rebuild(IP(src=CLIENT4, dst=VIP4, ttl=63, id=11) / UDP(sport=CPORT, dport=VPORT) / Raw(PAYLOAD))
+q_after_bytes = bytes(q_after)[:28]
 exp = IP(src=VIP4, dst=CLIENT4, ttl=63, id=6, tos=0xC0) / ICMP(type=3, code=3) / Raw(q_after_bytes)
 add(
     Case("nat_icmp_out_v4", "nat_icmp_out", "ICMP port unreachable from the RS about a request: outer src, quoted dst and dport -> VIP")
@@ -624,13 +626,12 @@ add(
 
 reply6 = rebuild(IPv6(src=VIP6, dst=CLIENT6, hlim=60) / tcp(sport=VPORT, dport=CPORT) / Raw(PAYLOAD))
 icmp6_in = IPv6(src=CLIENT6, dst=VIP6, hlim=64) / ICMPv6DestUnreach(code=4) / Raw(bytes(reply6))
-q6 = bytearray(bytes(rebuild(IPv6(src=RS6, dst=CLIENT6, hlim=60) / tcp(sport=VPORT, dport=CPORT) / Raw(PAYLOAD))))
-# The quoted TCP checksum stays as it was (IPVS leaves it): take the original's, change the port.
-q6[40:42] = struct.pack("!H", RPORT)
-q6[56:58] = bytes(reply6)[56:58]
+# The whole reply is quoted: its TCP checksum follows the new source address and port (IPVS leaves
+# it stale; we update it), so it is what scapy computes for the rewritten reply.
+q6 = bytearray(bytes(rebuild(IPv6(src=RS6, dst=CLIENT6, hlim=60) / tcp(sport=RPORT, dport=CPORT) / Raw(PAYLOAD))))
 exp6 = IPv6(src=CLIENT6, dst=RS6, hlim=63) / ICMPv6DestUnreach(code=4) / Raw(bytes(q6))
 add(
-    Case("nat_icmp_in_v6", "nat_icmp_in", "ICMPv6 port unreachable about a reply, whole packet quoted; quoted TCP checksum untouched")
+    Case("nat_icmp_in_v6", "nat_icmp_in", "ICMPv6 port unreachable about a reply, whole packet quoted; quoted TCP checksum updated")
     .kv("target", f"[{RS6}]:{RPORT}")
     .hop(RS_MAC)
     .kv("in", hx(eth_in() / icmp6_in))
