@@ -6,6 +6,8 @@
 //! * [`rules`]: services from `ipvsadm-save -n` rules; [`config`]: services from flags.
 //! * [`capture`]: pcap / pcapng in (every link type turned into Ethernet), pcap out.
 //! * [`run`]: the replay driver (workers, pacing, `--at` events) and [`report`] its result.
+//! * [`xdp`]: AF_XDP transmit, the only module with `unsafe` code (behind a safe API).
+#![deny(unsafe_code)]
 
 pub mod capture;
 pub mod config;
@@ -13,3 +15,4 @@ pub mod pipeline;
 pub mod report;
 pub mod rules;
 pub mod run;
+pub mod xdp;

@@ -14,7 +14,8 @@ use lb_replay::capture::{Capture, PcapOut};
 use lb_replay::config::{parse_addr_port, parse_backend, parse_mac, parse_mode, Backend, ServiceSpec, Vip};
 use lb_replay::pipeline::{Action, Pipeline, PipelineConfig};
 use lb_replay::report::Report;
-use lb_replay::run::{parse_event, run, NullOutput, Output, Pacing, PcapOutput, RunConfig};
+use lb_replay::run::{parse_event, run, run_sinks, NullOutput, Output, Pacing, PcapOutput, RunConfig, Sink};
+use lb_replay::xdp;
 use lb_sched::SchedFlags;
 
 /// The bundled sample capture (replay/data/sample.pcap, built by make_sample.py).
@@ -43,7 +44,7 @@ struct Cli {
     /// The virtual service, ADDR:PORT (TCP and UDP), or `any`: every TCP and UDP destination.
     #[arg(long)]
     vip: Option<String>,
-    /// A real server, ADDR[:PORT][,weight=W][,mac=MAC] (also x=UPPER, y=LOWER, fwd=, gue=PORT).
+    /// A real server, `ADDR[:PORT][,weight=W][,mac=MAC]` (also x=UPPER, y=LOWER, fwd=, gue=PORT).
     #[arg(long = "backend")]
     backends: Vec<String>,
     /// ipvsadm-save -n rules instead of --vip/--backend.
@@ -58,9 +59,9 @@ struct Cli {
     /// Outer source address for TUN (one per family).
     #[arg(long = "tun-src")]
     tun_src: Vec<IpAddr>,
-    /// IP MTU of the egress link.
-    #[arg(long, default_value_t = 1500)]
-    mtu: u16,
+    /// IP MTU of the egress link (default 1500; with --iface, the interface's).
+    #[arg(long)]
+    mtu: Option<u16>,
     /// IPVS sloppy_tcp: a non-SYN packet may create a connection.
     #[arg(long)]
     sloppy_tcp: bool,
@@ -98,9 +99,18 @@ struct Cli {
     /// Write what the director emits to this pcap.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Send it over AF_XDP on this interface.
-    #[arg(long)]
+    /// Send it over AF_XDP on this interface (one queue per worker).
+    #[arg(long, conflicts_with = "out")]
     iface: Option<String>,
+    /// AF_XDP: UMEM frames per socket.
+    #[arg(long, default_value_t = 4096)]
+    xdp_frames: u32,
+    /// AF_XDP: TX and completion ring size (a power of two).
+    #[arg(long, default_value_t = 2048)]
+    xdp_ring: u32,
+    /// AF_XDP: frames fed to the TX ring per wake-up.
+    #[arg(long, default_value_t = 64)]
+    xdp_batch: usize,
     /// The director's MAC (default: the MAC the capture's frames were sent to).
     #[arg(long)]
     director_mac: Option<String>,
@@ -122,6 +132,33 @@ struct Cli {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// A worker's AF_XDP socket as a replay sink; its stats are collected when it is dropped.
+struct XdpSink<'a> {
+    tx: xdp::XdpTx,
+    stats: &'a std::sync::Mutex<Vec<xdp::XdpStats>>,
+}
+
+impl Sink for XdpSink<'_> {
+    fn send(&mut self, _ts: u64, frame: &[u8]) -> Result<(), &'static str> {
+        if self.tx.send(frame) {
+            Ok(())
+        } else {
+            Err("frame_larger_than_umem_frame")
+        }
+    }
+    fn flush(&mut self) {
+        self.tx.flush();
+    }
+}
+
+impl Drop for XdpSink<'_> {
+    fn drop(&mut self) {
+        // Wait (bounded) until the kernel has sent everything queued.
+        let s = self.tx.finish(Duration::from_secs(5));
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+    }
 }
 
 fn main() -> ExitCode {
@@ -183,9 +220,6 @@ fn netmask_prefixes(m: &str) -> Result<(u8, u8)> {
 
 fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
-    if cli.iface.is_some() {
-        bail!("--iface (AF_XDP output) is not available in this build yet; use --out FILE.pcap");
-    }
     let mode = cli.mode.as_deref().map(parse_mode).transpose().map_err(anyhow::Error::msg)?;
     let flags = match &cli.sched_flags {
         Some(f) => SchedFlags::parse(f)?,
@@ -235,18 +269,40 @@ fn real_main() -> Result<ExitCode> {
             _ => None,
         })
         .collect();
-    let director_mac = cli.director_mac.as_deref().map(parse_mac).transpose().map_err(anyhow::Error::msg)?;
+    let mut director_mac = cli.director_mac.as_deref().map(parse_mac).transpose().map_err(anyhow::Error::msg)?;
+    let mut mtu = cli.mtu.unwrap_or(1500);
+    let mut kernel_neigh = Vec::new();
+    if let Some(iface) = &cli.iface {
+        // The interface's own facts: its MTU, MAC and neighbours; enough TX queues for the workers.
+        mtu = match cli.mtu {
+            Some(m) => m,
+            None => xdp::mtu(iface)?,
+        };
+        director_mac = Some(match director_mac {
+            Some(m) => m,
+            None => xdp::mac(iface)?,
+        });
+        kernel_neigh = xdp::neighbours(iface)?;
+        let have = xdp::tx_queues(iface)?;
+        if (have as usize) < cli.workers {
+            return Err(xdp::XdpError::Queues { iface: iface.clone(), have, want: cli.workers as u32 }.into());
+        }
+    }
     let cfg = PipelineConfig {
         services,
         mode,
         conntrack,
-        mtu: cli.mtu,
+        mtu,
         tun_src: cli.tun_src.clone(),
         neigh,
         director_mac,
         future_backends,
     };
-    let pipe = Pipeline::new(&cfg, &|_| None)?;
+    let resolve = |a: IpAddr| kernel_neigh.iter().find(|(x, _)| *x == a).map(|(_, m)| *m);
+    let pipe = Pipeline::new(&cfg, &resolve).map_err(|e| match &cli.iface {
+        Some(i) => anyhow::anyhow!("{e} (nor is it in the kernel's neighbour table for {i})"),
+        None => anyhow::anyhow!("{e}"),
+    })?;
 
     let (cap, file) = match &cli.input {
         Some(p) => (Capture::open(p)?, p.display().to_string()),
@@ -279,18 +335,47 @@ fn real_main() -> Result<ExitCode> {
         Some(p) => p,
         None => &NullOutput,
     };
-    let res = run(&cap, &pipe, &rc, out);
+    let mut xdp_stats = None;
+    let res = match &cli.iface {
+        Some(iface) => {
+            let xcfg = xdp::XdpConfig { frame_count: cli.xdp_frames, ring_size: cli.xdp_ring, batch: cli.xdp_batch };
+            let socks =
+                (0..cli.workers).map(|q| xdp::XdpTx::open(iface, q as u32, xcfg)).collect::<Result<Vec<_>, _>>()?;
+            let stats = std::sync::Mutex::new(Vec::new());
+            let sinks: Vec<Box<dyn Sink + '_>> =
+                socks.into_iter().map(|tx| Box::new(XdpSink { tx, stats: &stats }) as Box<dyn Sink>).collect();
+            let res = run_sinks(&cap, &pipe, &rc, sinks);
+            xdp_stats = Some((iface.clone(), stats.into_inner().unwrap_or_else(|e| e.into_inner())));
+            res
+        }
+        None => run(&cap, &pipe, &rc, out),
+    };
     if let Some(p) = pcap {
         p.finish().map_err(anyhow::Error::msg)?;
     }
     let report = Report::new(&cap, &file, cli.loops, &pipe, &res);
+    let mut report = report;
+    if let Some((iface, stats)) = &xdp_stats {
+        let queued: u64 = stats.iter().map(|s: &xdp::XdpStats| s.queued).sum();
+        let completed: u64 = stats.iter().map(|s| s.completed).sum();
+        report.output = Some(lb_replay::report::OutputReport {
+            kind: "af_xdp".into(),
+            target: iface.clone(),
+            frames: queued,
+            completed: Some(completed),
+        });
+    } else if let Some(o) = &cli.out {
+        report.output = Some(lb_replay::report::OutputReport {
+            kind: "pcap".into(),
+            target: o.display().to_string(),
+            frames: res.frames_emitted,
+            completed: None,
+        });
+    }
     if cli.json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_text(&pipe));
-        if let Some(o) = &cli.out {
-            println!("wrote {} frames to {}", res.frames_emitted, o.display());
-        }
     }
     Ok(ExitCode::SUCCESS)
 }

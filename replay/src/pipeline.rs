@@ -141,6 +141,9 @@ pub struct Counters {
     pub icmp_sent: u64,
     /// Drops by reason.
     pub dropped: HashMap<&'static str, u64>,
+    /// Frames the director built (ICMP errors, fragments) that the output could not carry, by
+    /// reason.
+    pub output_refused: HashMap<&'static str, u64>,
     /// Per service, per destination id.
     pub dests: Vec<Vec<DestCounters>>,
 }
@@ -156,6 +159,9 @@ impl Counters {
         self.icmp_sent += o.icmp_sent;
         for (k, v) in &o.dropped {
             *self.dropped.entry(k).or_default() += v;
+        }
+        for (k, v) in &o.output_refused {
+            *self.output_refused.entry(k).or_default() += v;
         }
         if self.dests.len() < o.dests.len() {
             self.dests.resize(o.dests.len(), Vec::new());

@@ -36,6 +36,8 @@ pub struct Report {
     pub connections: Connections,
     /// Operator events.
     pub events: Vec<EventReport>,
+    /// Where the frames went (`None`: nowhere, the report only).
+    pub output: Option<OutputReport>,
     /// Wall time.
     pub elapsed_s: f64,
     /// Frames read per second of wall time.
@@ -150,6 +152,19 @@ pub struct Connections {
     pub templates: u64,
     /// In the table at the end, by state.
     pub states: BTreeMap<String, u64>,
+}
+
+/// The output.
+#[derive(Debug, Serialize)]
+pub struct OutputReport {
+    /// `pcap` or `af_xdp`.
+    pub kind: String,
+    /// File or interface.
+    pub target: String,
+    /// Frames written or queued for transmission.
+    pub frames: u64,
+    /// AF_XDP: frames the kernel reported sent.
+    pub completed: Option<u64>,
 }
 
 /// An operator event.
@@ -268,6 +283,7 @@ impl Report {
                     },
                 })
                 .collect(),
+            output: None,
             elapsed_s,
             rate_pps: if elapsed_s > 0.0 { c.read as f64 / elapsed_s } else { 0.0 },
         }
@@ -392,6 +408,20 @@ impl Report {
                 if e.ok { "" } else { "FAILED: " },
                 e.result
             );
+        }
+        if let Some(o) = &self.output {
+            match o.completed {
+                Some(c) => {
+                    let _ = writeln!(
+                        s,
+                        "sent {} frames over AF_XDP on {} ({} completed by the kernel)",
+                        o.frames, o.target, c
+                    );
+                }
+                None => {
+                    let _ = writeln!(s, "wrote {} frames to {}", o.frames, o.target);
+                }
+            }
         }
         let _ = writeln!(s, "elapsed {:.3} s, {:.0} packets/s", self.elapsed_s, self.rate_pps);
         s

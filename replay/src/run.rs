@@ -56,10 +56,29 @@ pub fn parse_event(s: &str) -> Result<Event, String> {
     Ok(Event { at: Duration::from_secs_f64(at), action, text: s.to_string() })
 }
 
-/// Where emitted frames go. Shared by the workers.
+/// Where emitted frames go. Shared by the workers (see [`Sink`] for one per worker).
 pub trait Output: Sync {
     /// One frame emitted at capture time `ts_ns`.
     fn send(&self, ts_ns: u64, frame: &[u8]);
+}
+
+/// One worker's output (an AF_XDP socket on the worker's queue, or a share of an [`Output`]).
+pub trait Sink: Send {
+    /// One frame emitted at capture time `ts_ns`; `Err(reason)` when the output cannot carry
+    /// it (the packet is then counted as dropped for that reason).
+    fn send(&mut self, ts_ns: u64, frame: &[u8]) -> Result<(), &'static str>;
+    /// Hands queued frames on: called before the worker waits for the pacing, and at the end.
+    fn flush(&mut self) {}
+}
+
+/// A worker's handle on a shared [`Output`].
+struct Shared<'a>(&'a dyn Output);
+
+impl Sink for Shared<'_> {
+    fn send(&mut self, ts_ns: u64, frame: &[u8]) -> Result<(), &'static str> {
+        self.0.send(ts_ns, frame);
+        Ok(())
+    }
 }
 
 /// Discards frames (the report only).
@@ -153,7 +172,14 @@ fn worker_of(frame: &[u8], workers: usize) -> usize {
 
 /// Replays `cap` through `pipe` to `out`.
 pub fn run(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, out: &dyn Output) -> RunResult {
-    let workers = cfg.workers.max(1);
+    let sinks: Vec<Box<dyn Sink + '_>> =
+        (0..cfg.workers.max(1)).map(|_| Box::new(Shared(out)) as Box<dyn Sink>).collect();
+    run_sinks(cap, pipe, cfg, sinks)
+}
+
+/// Replays `cap` through `pipe`, worker `w` sending to `sinks[w]` (one per worker).
+pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec<Box<dyn Sink + 'a>>) -> RunResult {
+    let workers = sinks.len().max(1);
     let loops = cfg.loops.max(1);
     let mut events = cfg.events.clone();
     events.sort_by_key(|e| e.at);
@@ -185,8 +211,9 @@ pub fn run(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, out: &dyn Output) ->
     let counters: Vec<Counters> = std::thread::scope(|s| {
         let handles: Vec<_> = lists
             .iter()
+            .zip(sinks)
             .enumerate()
-            .map(|(wi, list)| {
+            .map(|(wi, (list, mut sink))| {
                 let (barrier, applied, emitted, done, bar, events, clocks) =
                     (&barrier, &applied, &emitted, &done, &bar, &events, &clocks);
                 s.spawn(move || {
@@ -209,7 +236,10 @@ pub fn run(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, out: &dyn Output) ->
                                 apply(&events[next_ev]);
                                 next_ev += 1;
                             }
-                            pace(cfg.pacing, start, rel, sent, workers);
+                            if let Some(wait) = pace(cfg.pacing, start, rel, sent, workers) {
+                                sink.flush();
+                                std::thread::sleep(wait);
+                            }
                             let data = cap.frame(f);
                             let ts = f.ts_ns + lp * span;
                             clocks[wi].store(ts, Relaxed);
@@ -221,13 +251,26 @@ pub fn run(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, out: &dyn Output) ->
                             buf[HEADROOM..HEADROOM + n].copy_from_slice(&data[..n]);
                             let Some(mut fb) = FrameBuf::new(&mut buf, HEADROOM, n) else { continue };
                             let mut extra = 0u64;
-                            let outcome = worker.process(Timestamp::from_nanos(ts), &mut fb, &mut |frame: &[u8]| {
-                                out.send(ts, frame);
-                                extra += 1;
-                            });
+                            let mut refused: Option<&'static str> = None;
+                            let outcome =
+                                worker.process(Timestamp::from_nanos(ts), &mut fb, &mut |frame: &[u8]| match sink
+                                    .send(ts, frame)
+                                {
+                                    Ok(()) => extra += 1,
+                                    Err(why) => refused = Some(why),
+                                });
                             if outcome == Outcome::Forwarded {
-                                out.send(ts, fb.frame());
-                                extra += 1;
+                                match sink.send(ts, fb.frame()) {
+                                    Ok(()) => extra += 1,
+                                    Err(why) => {
+                                        // The output cannot carry it: a drop with its own reason.
+                                        worker.counters.forwarded -= 1;
+                                        *worker.counters.dropped.entry(why).or_default() += 1;
+                                    }
+                                }
+                            }
+                            if let Some(why) = refused {
+                                *worker.counters.output_refused.entry(why).or_default() += 1;
                             }
                             emitted.fetch_add(extra, Relaxed);
                             sent += 1;
@@ -239,6 +282,7 @@ pub fn run(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, out: &dyn Output) ->
                             }
                         }
                     }
+                    sink.flush();
                     clocks[wi].store(u64::MAX, Relaxed);
                     while next_ev < events.len() {
                         apply(&events[next_ev]);
@@ -262,17 +306,16 @@ pub fn run(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, out: &dyn Output) ->
     RunResult { counters: merged, frames_emitted: emitted.into_inner(), events: applied, elapsed: start.elapsed() }
 }
 
-/// Waits until the frame at capture offset `rel` (the worker's `sent`-th) is due.
-fn pace(p: Pacing, start: Instant, rel: u64, sent: u64, workers: usize) {
+/// How long to wait before the frame at capture offset `rel` (the worker's `sent`-th) is due,
+/// if at all.
+fn pace(p: Pacing, start: Instant, rel: u64, sent: u64, workers: usize) -> Option<Duration> {
     let due = match p {
-        Pacing::Topspeed => return,
+        Pacing::Topspeed => return None,
         Pacing::Capture(mult) => Duration::from_secs_f64(rel as f64 / 1e9 / mult.max(1e-9)),
         Pacing::Pps(pps) => Duration::from_secs_f64(sent as f64 * workers as f64 / pps.max(1e-9)),
     };
     let now = start.elapsed();
-    if due > now + Duration::from_micros(100) {
-        std::thread::sleep(due - now);
-    }
+    (due > now + Duration::from_micros(100)).then(|| due - now)
 }
 
 #[cfg(test)]

@@ -1,0 +1,334 @@
+//! AF_XDP transmit, and what replay reads from the kernel about an interface.
+//!
+//! This is the only module of lbkit with `unsafe` code: the AF_XDP rings and the UMEM are
+//! memory shared with the kernel, and the `xdp` crate (pure Rust, no C dependencies) exposes
+//! filling them as `unsafe` operations. [`XdpTx`] wraps them behind a safe API whose invariants
+//! are stated at each block:
+//!
+//! * the UMEM outlives the socket and the rings (they are fields of one struct, dropped
+//!   together, the socket first);
+//! * a UMEM frame is handed to the TX ring only once and only comes back through the completion
+//!   ring, so no frame is ever sent twice, lost or written while the kernel may read it.
+//!
+//! Transmit needs no BPF program. The socket is bound with `XDP_USE_NEED_WAKEUP` and the
+//! kernel's choice of zero-copy or copy mode (copy on veth). In copy mode the kernel sends at
+//! most 32 descriptors per wake-up, so [`XdpTx::flush`] wakes it (a zero-timeout `poll`, which
+//! drives copy-mode transmit) until the ring has drained or no progress is made.
+//!
+//! Why the `xdp` crate: it needs no C toolchain (`xsk-rs` builds libxdp and needs clang, m4,
+//! libelf), transmit works with it on these machines' kernels (veth, copy mode), and it leaves
+//! the batching and wake-up policy to us. Measured with it: see BENCHMARKS.md, "replay over
+//! AF_XDP".
+
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use lb_rewrite::MacAddr;
+use xdp::slab::{HeapSlab, Slab};
+use xdp::socket::{PollTimeout, XdpSocket, XdpSocketBuilder};
+use xdp::umem::{FrameSize, UmemCfgBuilder};
+use xdp::{CompletionRing, RingConfigBuilder, Umem, WakableFillRing, WakableTxRing};
+
+/// Why AF_XDP could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum XdpError {
+    /// Not root (AF_XDP needs CAP_NET_RAW, and CAP_NET_ADMIN to bind).
+    #[error("AF_XDP needs root (CAP_NET_RAW and CAP_NET_ADMIN): {0}")]
+    NotPermitted(String),
+    /// No such interface.
+    #[error("no network interface named {0:?}")]
+    NoSuchInterface(String),
+    /// The interface has fewer TX queues than workers.
+    #[error("{iface} has {have} TX queue(s); --workers {want} needs {want} (create a veth with numtxqueues {want})")]
+    Queues {
+        /// Interface.
+        iface: String,
+        /// Its TX queues.
+        have: u32,
+        /// Workers asked for.
+        want: u32,
+    },
+    /// The kernel refused (socket, UMEM, rings or bind).
+    #[error("the kernel refused AF_XDP on {iface} queue {queue}: {reason}")]
+    Refused {
+        /// Interface.
+        iface: String,
+        /// Queue.
+        queue: u32,
+        /// What failed.
+        reason: String,
+    },
+    /// Reading the interface's facts failed.
+    #[error("{0}")]
+    Interface(String),
+}
+
+/// Ring and UMEM sizes.
+#[derive(Clone, Copy, Debug)]
+pub struct XdpConfig {
+    /// UMEM frames (each 4 KiB).
+    pub frame_count: u32,
+    /// TX and completion ring entries (a power of two).
+    pub ring_size: u32,
+    /// Frames queued before the TX ring is fed (and the kernel woken) in one go.
+    pub batch: usize,
+}
+
+impl Default for XdpConfig {
+    fn default() -> Self {
+        XdpConfig { frame_count: 4096, ring_size: 2048, batch: 64 }
+    }
+}
+
+/// What a socket did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpStats {
+    /// Frames queued for transmission.
+    pub queued: u64,
+    /// Frames the kernel reported sent (completions).
+    pub completed: u64,
+    /// Wake-ups (polls) issued.
+    pub wakeups: u64,
+}
+
+/// An AF_XDP socket for transmitting frames on one queue of an interface.
+pub struct XdpTx {
+    // Field order is drop order: the socket and rings go before the UMEM they point into.
+    sock: XdpSocket,
+    tx: WakableTxRing,
+    completion: CompletionRing,
+    _fill: WakableFillRing,
+    slab: HeapSlab,
+    umem: Umem,
+    cfg: XdpConfig,
+    stats: XdpStats,
+    iface: String,
+    queue: u32,
+}
+
+// SAFETY: an `XdpTx` exclusively owns everything it points into: the UMEM mapping, the ring
+// mappings, the socket and every `Packet` (raw pointers into the UMEM) in its slab. Nothing is
+// shared with another `XdpTx` or thread, so moving the whole bundle to another thread (one worker
+// owns one socket) cannot create a data race; the kernel's side of the rings does not depend on
+// which thread of the process uses them. It is not `Sync`: one thread at a time.
+unsafe impl Send for XdpTx {}
+
+impl std::fmt::Debug for XdpTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XdpTx")
+            .field("iface", &self.iface)
+            .field("queue", &self.queue)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+fn nic(iface: &str) -> Result<xdp::nic::NicIndex, XdpError> {
+    let name = CString::new(iface).map_err(|_| XdpError::NoSuchInterface(iface.into()))?;
+    xdp::nic::NicIndex::lookup_by_name(&name)
+        .map_err(|e| XdpError::Interface(format!("{iface}: {e}")))?
+        .ok_or_else(|| XdpError::NoSuchInterface(iface.into()))
+}
+
+impl XdpTx {
+    /// Opens an AF_XDP socket on `iface` queue `queue`.
+    pub fn open(iface: &str, queue: u32, cfg: XdpConfig) -> Result<XdpTx, XdpError> {
+        let nic = nic(iface)?;
+        let refused = |what: &str, e: &dyn std::fmt::Display| {
+            let reason = format!("{what}: {e}");
+            if reason.contains("Operation not permitted") || reason.contains("permission denied") {
+                XdpError::NotPermitted(reason)
+            } else {
+                XdpError::Refused { iface: iface.into(), queue, reason }
+            }
+        };
+        let ucfg = UmemCfgBuilder { frame_size: FrameSize::FourK, frame_count: cfg.frame_count, ..Default::default() }
+            .build()
+            .map_err(|e| refused("UMEM configuration", &e))?;
+        let umem = Umem::map(ucfg).map_err(|e| refused("UMEM mapping", &e))?;
+        let mut sb = XdpSocketBuilder::new().map_err(|e| refused("socket", &e))?;
+        // Transmit only: no RX ring; the fill ring is required by the kernel, one entry.
+        let rings_cfg =
+            RingConfigBuilder { rx_count: 0, tx_count: cfg.ring_size, fill_count: 1, completion_count: cfg.ring_size }
+                .build()
+                .map_err(|e| refused("ring configuration", &e))?;
+        let (rings, flags) = sb.build_wakable_rings(&umem, rings_cfg).map_err(|e| refused("rings", &e))?;
+        let sock = sb.bind(nic, queue, flags).map_err(|e| refused("bind", &e))?;
+        let tx = rings.tx_ring.ok_or_else(|| refused("rings", &"no TX ring"))?;
+        Ok(XdpTx {
+            sock,
+            tx,
+            completion: rings.completion_ring,
+            _fill: rings.fill_ring,
+            slab: HeapSlab::with_capacity(cfg.batch.max(1)),
+            umem,
+            cfg,
+            stats: XdpStats::default(),
+            iface: iface.into(),
+            queue,
+        })
+    }
+
+    /// The largest frame a UMEM frame holds.
+    pub fn max_frame(&self) -> usize {
+        // A 4 KiB frame minus the kernel's XDP_PACKET_HEADROOM.
+        4096 - 256
+    }
+
+    /// What the socket did so far.
+    pub fn stats(&self) -> XdpStats {
+        self.stats
+    }
+
+    /// Queues one frame; the TX ring is fed in batches. Returns `false` (and sends nothing)
+    /// when the frame is larger than a UMEM frame.
+    pub fn send(&mut self, frame: &[u8]) -> bool {
+        if frame.len() > self.max_frame() {
+            return false;
+        }
+        if self.slab.available() == 0 {
+            self.flush();
+        }
+        let packet = loop {
+            // SAFETY: the packet points into `self.umem`, which outlives it: the packet is either
+            // handed to the TX ring (and comes back through the completion ring to the UMEM's
+            // free list) or freed back to the UMEM below; the socket, rings and UMEM are dropped
+            // together, the UMEM last.
+            if let Some(p) = unsafe { self.umem.alloc() } {
+                break p;
+            }
+            // Every frame is in flight: reclaim completions (waking the kernel) until one is free.
+            self.reap_waiting(Duration::from_secs(1));
+        };
+        let mut packet = packet;
+        if packet.insert(0, frame).is_err() {
+            self.umem.free_packet(packet);
+            return false;
+        }
+        if let Some(p) = self.slab.push_front(packet) {
+            // Unreachable (the slab had room), but never leak a frame.
+            self.umem.free_packet(p);
+        }
+        self.stats.queued += 1;
+        if self.slab.len() >= self.cfg.batch {
+            self.flush();
+        }
+        true
+    }
+
+    /// Feeds every queued frame to the TX ring and wakes the kernel, reclaiming completions.
+    pub fn flush(&mut self) {
+        let start = Instant::now();
+        while !self.slab.is_empty() {
+            // SAFETY: every packet in the slab was allocated from `self.umem` (see `send`), which
+            // outlives the socket; the ring takes ownership of the frames it accepts (they come
+            // back only through the completion ring).
+            let sent = unsafe { self.tx.send(&mut self.slab, true) };
+            if let Err(e) = sent {
+                // EAGAIN / ENOBUFS / EBUSY: the kernel is still busy with the ring; reap and retry.
+                let _ = e;
+            }
+            self.wake();
+            self.reap();
+            if start.elapsed() > Duration::from_secs(5) {
+                // The kernel makes no progress: give the frames back rather than spin forever.
+                while let Some(p) = self.slab.pop_back() {
+                    self.umem.free_packet(p);
+                    self.stats.queued -= 1;
+                }
+                break;
+            }
+        }
+        self.wake();
+        self.reap();
+    }
+
+    fn wake(&mut self) {
+        // A zero-timeout poll drives copy-mode transmit (xsk_poll -> xsk_generic_xmit).
+        let _ = self.sock.poll_write(PollTimeout::new(Some(Duration::ZERO)));
+        self.stats.wakeups += 1;
+    }
+
+    fn reap(&mut self) -> usize {
+        let n = self.completion.dequeue(&mut self.umem, self.cfg.ring_size as usize);
+        self.stats.completed += n as u64;
+        n
+    }
+
+    fn reap_waiting(&mut self, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            self.wake();
+            if self.reap() > 0 || start.elapsed() > limit {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Flushes and waits (at most `limit`) until the kernel has completed every queued frame.
+    pub fn finish(&mut self, limit: Duration) -> XdpStats {
+        self.flush();
+        let start = Instant::now();
+        while self.stats.completed < self.stats.queued && start.elapsed() < limit {
+            self.wake();
+            if self.reap() == 0 {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        }
+        self.stats
+    }
+}
+
+/// The number of TX queues of an interface (`/sys/class/net/IF/queues/tx-*`).
+pub fn tx_queues(iface: &str) -> Result<u32, XdpError> {
+    let dir = format!("/sys/class/net/{iface}/queues");
+    let rd = std::fs::read_dir(&dir).map_err(|_| XdpError::NoSuchInterface(iface.into()))?;
+    Ok(rd.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("tx-")).count() as u32)
+}
+
+/// The interface's MTU.
+pub fn mtu(iface: &str) -> Result<u16, XdpError> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{iface}/mtu"))
+        .map_err(|_| XdpError::NoSuchInterface(iface.into()))?;
+    s.trim().parse::<u32>().map(|m| m.min(65535) as u16).map_err(|e| XdpError::Interface(format!("{iface} mtu: {e}")))
+}
+
+/// The interface's MAC address.
+pub fn mac(iface: &str) -> Result<MacAddr, XdpError> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))
+        .map_err(|_| XdpError::NoSuchInterface(iface.into()))?;
+    crate::config::parse_mac(s.trim()).map_err(|e| XdpError::Interface(format!("{iface}: {e}")))
+}
+
+/// The kernel's neighbour table for an interface (`ip -j neigh show dev IF`): resolved entries
+/// only (no FAILED or INCOMPLETE ones).
+pub fn neighbours(iface: &str) -> Result<Vec<(IpAddr, MacAddr)>, XdpError> {
+    let out = std::process::Command::new("ip")
+        .args(["-j", "neigh", "show", "dev", iface])
+        .output()
+        .map_err(|e| XdpError::Interface(format!("cannot run `ip neigh` (iproute2): {e}")))?;
+    if !out.status.success() {
+        return Err(XdpError::Interface(format!(
+            "`ip neigh show dev {iface}`: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| XdpError::Interface(format!("`ip -j neigh` output: {e}")))?;
+    let mut r = Vec::new();
+    for e in v.as_array().into_iter().flatten() {
+        let states: Vec<&str> = e["state"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
+        if states.iter().any(|s| *s == "FAILED" || *s == "INCOMPLETE") {
+            continue;
+        }
+        let (Some(dst), Some(ll)) = (e["dst"].as_str(), e["lladdr"].as_str()) else { continue };
+        if let (Ok(a), Ok(m)) = (dst.parse::<IpAddr>(), crate::config::parse_mac(ll)) {
+            r.push((a, m));
+        }
+    }
+    Ok(r)
+}
