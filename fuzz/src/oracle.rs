@@ -1,0 +1,151 @@
+//! The checksum oracle: what etherparse, an independent implementation, computes for a frame's
+//! IPv4 header and transport checksums, and the rule a rewrite must keep ("valid stays valid;
+//! a wrong one stays exactly as wrong").
+
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+
+/// `a - b` in one's-complement arithmetic, folded, with both zeros (`0x0000`, `0xFFFF`) read as
+/// "no difference": how far a stored checksum `a` is from the right one `b`.
+pub fn ones_difference(a: u16, b: u16) -> u16 {
+    let mut s = u32::from(a) + u32::from(!b);
+    s = (s & 0xFFFF) + (s >> 16);
+    s = (s & 0xFFFF) + (s >> 16);
+    if s == 0xFFFF {
+        0
+    } else {
+        s as u16
+    }
+}
+
+/// One checksum of a frame: the stored value and etherparse's full recomputation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// What the frame carries.
+    pub stored: u16,
+    /// What a full recomputation gives.
+    pub computed: u16,
+}
+
+impl Check {
+    /// How wrong the stored value is (0: right).
+    pub fn error(&self) -> u16 {
+        ones_difference(self.stored, self.computed)
+    }
+}
+
+/// The checksums of a frame, as etherparse sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// The IPv4 header checksum (the outer one for a tunnelled frame).
+    pub ip: Option<Check>,
+    /// TCP, UDP, ICMP or ICMPv6; `None` when etherparse gives no transport (fragments,
+    /// tunnels, other protocols).
+    pub l4: Option<Check>,
+    /// The transport is UDP with a checksum of zero ("none").
+    pub udp_none: bool,
+}
+
+/// Parses `frame` with etherparse and recomputes every checksum it holds; `Err` when
+/// etherparse cannot parse it, or it is not IP.
+pub fn checks(frame: &[u8]) -> Result<Checks, String> {
+    let p = SlicedPacket::from_ethernet(frame).map_err(|e| format!("etherparse: {e}"))?;
+    let mut out = Checks::default();
+    enum Ends {
+        V4([u8; 4], [u8; 4]),
+        V6([u8; 16], [u8; 16]),
+    }
+    let ends = match &p.net {
+        Some(NetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            out.ip = Some(Check { stored: h.header_checksum(), computed: h.to_header().calc_header_checksum() });
+            Ends::V4(h.source(), h.destination())
+        }
+        Some(NetSlice::Ipv6(v6)) => Ends::V6(v6.header().source(), v6.header().destination()),
+        _ => return Err("etherparse: not IP".into()),
+    };
+    match &p.transport {
+        Some(TransportSlice::Tcp(t)) => {
+            let computed = match ends {
+                Ends::V4(s, d) => t.calc_checksum_ipv4(s, d),
+                Ends::V6(s, d) => t.calc_checksum_ipv6(s, d),
+            }
+            .map_err(|e| e.to_string())?;
+            out.l4 = Some(Check { stored: t.checksum(), computed });
+        }
+        Some(TransportSlice::Udp(u)) => {
+            let h = u.to_header();
+            out.udp_none = u.checksum() == 0;
+            let computed = match ends {
+                Ends::V4(s, d) => h.calc_checksum_ipv4_raw(s, d, u.payload()),
+                Ends::V6(s, d) => h.calc_checksum_ipv6_raw(s, d, u.payload()),
+            }
+            .map_err(|e| e.to_string())?;
+            out.l4 = Some(Check { stored: u.checksum(), computed });
+        }
+        Some(TransportSlice::Icmpv4(i)) => {
+            out.l4 = Some(Check { stored: i.checksum(), computed: i.icmp_type().calc_checksum(i.payload()) });
+        }
+        Some(TransportSlice::Icmpv6(i)) => {
+            let Ends::V6(s, d) = ends else { return Err("etherparse: ICMPv6 in IPv4".into()) };
+            let computed = i.icmp_type().calc_checksum(s, d, i.payload()).map_err(|e| e.to_string())?;
+            out.l4 = Some(Check { stored: i.checksum(), computed });
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// The checksum rule: a right checksum stays exactly right, a wrong one stays wrong by the same
+/// one's-complement amount, and a checksum neither appears nor disappears.
+pub fn assert_rule(what: &str, input: Option<Check>, output: Option<Check>) {
+    match (input, output) {
+        (Some(i), Some(o)) => {
+            assert_eq!(o.error(), i.error(), "{what}: checksum error changed: in {i:?}, out {o:?}");
+            if i.stored == i.computed {
+                assert_eq!(o.stored, o.computed, "{what}: was right, now {o:?}");
+            }
+        }
+        (None, None) => {}
+        (i, o) => panic!("{what}: checksum presence changed: {i:?} -> {o:?}"),
+    }
+}
+
+/// Asserts that `o` is exactly right.
+pub fn assert_right(what: &str, o: Option<Check>) {
+    match o {
+        Some(o) => assert_eq!(o.stored, o.computed, "{what}: checksum not right: {o:?}"),
+        None => panic!("{what}: no checksum"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn difference_is_zero_for_both_zeros_and_antisymmetric() {
+        assert_eq!(ones_difference(0x1234, 0x1234), 0);
+        assert_eq!(ones_difference(0x0000, 0xFFFF), 0);
+        assert_eq!(ones_difference(0xFFFF, 0x0000), 0);
+        assert_eq!(ones_difference(0x1235, 0x1234), 1);
+        // -1 in one's complement is 0xFFFE.
+        assert_eq!(ones_difference(0x1233, 0x1234), 0xFFFE);
+    }
+
+    #[test]
+    fn checks_see_a_wrong_ipv4_header_checksum() {
+        // IPv4/UDP, header checksum right, UDP checksum "none".
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.extend_from_slice(&[0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        f.extend_from_slice(&[0x30, 0x39, 0, 53, 0, 8, 0, 0]);
+        let c = checks(&f).unwrap();
+        let ip = c.ip.unwrap();
+        f[24..26].copy_from_slice(&ip.computed.to_be_bytes());
+        let c = checks(&f).unwrap();
+        assert_eq!(c.ip.unwrap().error(), 0);
+        assert!(c.udp_none);
+        f[25] ^= 1;
+        assert_ne!(checks(&f).unwrap().ip.unwrap().error(), 0);
+    }
+}
