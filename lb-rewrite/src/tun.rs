@@ -122,6 +122,7 @@ pub(crate) const fn encapsulate_ds(inner: u8) -> u8 {
 ///
 /// [`reference/ipvs.md` §4.5]: crate#tun
 /// [`RFC 6040`]: https://www.rfc-editor.org/rfc/rfc6040
+#[inline]
 pub fn tun(
     frame: &mut FrameBuf<'_>,
     pkt: &Packet,
