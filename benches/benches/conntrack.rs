@@ -202,6 +202,21 @@ fn hit_update(c: &mut Criterion) {
                     e.dest
                 })
             });
+            // papaya: lock-free reads; an update replaces the value (copy on write).
+            let pm: papaya::HashMap<Key, Val, Fold> = papaya::HashMap::with_capacity_and_hasher(fl.len(), Fold);
+            {
+                let g = pm.pin();
+                for (k, f) in fl.iter().enumerate() {
+                    g.insert(key(f), Val { last_seen: 1, dest: k as u32 % 8, state: 1 });
+                }
+            }
+            g.bench_function(BenchmarkId::new(format!("papaya_hit_update/{fam}"), label), |b| {
+                b.iter(|| {
+                    i = (i + 1) & 0xffff;
+                    let g = pm.pin();
+                    g.update(*black_box(&keys[i]), |v| Val { last_seen: 2, state: 1, ..*v }).map(|v| v.dest)
+                })
+            });
             g.throughput(Throughput::Elements(2));
             g.bench_function(BenchmarkId::new(format!("dashmap_hit_update_2threads/{fam}"), label), |b| {
                 b.iter_custom(|iters| {
