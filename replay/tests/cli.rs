@@ -158,7 +158,10 @@ fn errors_name_what_is_wrong() {
             ],
             "--tun-src",
         ),
-        (vec!["--mode".into(), "dr".into(), "--iface".into(), "lbk-no-such9".into()], "no network interface named \"lbk-no-such9\""),
+        (
+            vec!["--mode".into(), "dr".into(), "--iface".into(), "lbk-no-such9".into()],
+            "no network interface named \"lbk-no-such9\"",
+        ),
     ];
     for (args, want) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
