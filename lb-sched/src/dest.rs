@@ -287,6 +287,18 @@ impl Destination {
         self.flags.store(s[4], Relaxed);
     }
 
+    /// Its operator-set configuration now (what `ipvsadm -e` would start from).
+    pub fn config(&self) -> DestConfig {
+        DestConfig {
+            addr: self.addr,
+            port: self.port,
+            weight: self.weight(),
+            u_threshold: self.u_threshold(),
+            l_threshold: self.l_threshold(),
+            fwd: self.fwd(),
+        }
+    }
+
     /// Clears AVAILABLE: the destination was removed from its service.
     pub(crate) fn mark_removed(&self) {
         self.flags.fetch_and(!flags::AVAILABLE, Relaxed);

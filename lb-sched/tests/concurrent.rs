@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use lb_sched::{DestConfig, SchedConfig, SchedFlags, Service};
 
-const MAX_IDS: usize = 4096;
+const MAX_IDS: usize = 1 << 17;
 
 fn addr(i: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))

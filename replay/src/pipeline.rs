@@ -21,6 +21,7 @@ use std::collections::HashMap;
 
 use ahash::AHashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use lb_conntrack::{ConnInfo, ConnTable, InVerdict, NotScheduled, OutVerdict, ServiceParams};
@@ -75,8 +76,8 @@ pub struct RtService {
     pub svc: Service,
     /// Conntrack parameters (persistence, one-packet, catch-all).
     pub params: ServiceParams,
-    /// Whether every backend is forwarded by NAT (replies pass the director).
-    any_nat: bool,
+    /// Whether any backend is forwarded by NAT (replies pass the director).
+    any_nat: AtomicBool,
 }
 
 /// The shared part of the pipeline.
@@ -272,7 +273,7 @@ impl Pipeline {
                 vip: spec.vip,
                 svc,
                 params: ServiceParams { persistence: spec.persistence, one_packet: spec.one_packet, catch_all },
-                any_nat: false,
+                any_nat: AtomicBool::new(false),
             };
             p.services.push(rt);
             for b in &spec.backends {
@@ -332,22 +333,29 @@ impl Pipeline {
         }
     }
 
-    fn add_backend(&mut self, idx: usize, b: &Backend) -> Result<Arc<Destination>, ConfigError> {
-        let fwd = self.fwd_of(b)?;
-        let rt = &mut self.services[idx];
-        let port = b.port.unwrap_or(match rt.vip {
+    /// The destination configuration of backend `b` in service `vip`: its port defaults to the
+    /// virtual port (0, the packet's, for a catch-all service), its method to `--mode`.
+    fn dest_config(&self, vip: &Vip, b: &Backend) -> Result<DestConfig, ConfigError> {
+        let port = b.port.unwrap_or(match vip {
             Vip::Addr { addr, .. } => addr.port(),
             Vip::Any { .. } => 0,
         });
-        let d = DestConfig {
+        Ok(DestConfig {
             addr: b.addr,
             port,
             weight: b.weight,
             u_threshold: b.u_threshold,
             l_threshold: b.l_threshold,
-            fwd,
-        };
-        rt.any_nat |= fwd == ForwardMethod::Masq;
+            fwd: self.fwd_of(b)?,
+        })
+    }
+
+    fn add_backend(&self, idx: usize, b: &Backend) -> Result<Arc<Destination>, ConfigError> {
+        let rt = &self.services[idx];
+        let d = self.dest_config(&rt.vip, b)?;
+        if d.fwd == ForwardMethod::Masq {
+            rt.any_nat.store(true, Relaxed);
+        }
         rt.svc.add(d).map_err(|e| ConfigError::Invalid(format!("service {}: {e}", rt.vip)))
     }
 
@@ -370,15 +378,7 @@ impl Pipeline {
                 Action::Drain(a) | Action::Weight(a, _) => {
                     let w = if let Action::Weight(_, w) = action { *w } else { 0 };
                     for d in find(*a) {
-                        let cfg = DestConfig {
-                            addr: d.addr(),
-                            port: d.port(),
-                            weight: w,
-                            u_threshold: d.u_threshold(),
-                            l_threshold: d.l_threshold(),
-                            fwd: d.fwd(),
-                        };
-                        rt.svc.edit(cfg).map_err(|e| e.to_string())?;
+                        rt.svc.edit(DestConfig { weight: w, ..d.config() }).map_err(|e| e.to_string())?;
                         done.push(format!("{} weight {} -> {w} in {}", d.addr(), d.last_weight(), rt.vip));
                     }
                 }
@@ -393,20 +393,7 @@ impl Pipeline {
                     if !self.usable(&rt.vip, b).map_err(|e| e.to_string())? {
                         continue;
                     }
-                    let fwd = self.fwd_of(b).map_err(|e| e.to_string())?;
-                    let port = b.port.unwrap_or(match rt.vip {
-                        Vip::Addr { addr, .. } => addr.port(),
-                        Vip::Any { .. } => 0,
-                    });
-                    let cfg = DestConfig {
-                        addr: b.addr,
-                        port,
-                        weight: b.weight,
-                        u_threshold: b.u_threshold,
-                        l_threshold: b.l_threshold,
-                        fwd,
-                    };
-                    rt.svc.add(cfg).map_err(|e| e.to_string())?;
+                    self.add_backend(i, b).map_err(|e| e.to_string())?;
                     done.push(format!("{} added to {} (weight {})", b.addr, rt.vip, b.weight));
                 }
             }
@@ -669,7 +656,7 @@ impl<'p> Worker<'p> {
     ) -> Outcome {
         let flow = pkt.flow();
         let rt = &self.p.services[si];
-        if !rt.any_nat {
+        if !rt.any_nat.load(Relaxed) {
             self.counters.replies_skipped += 1;
             return Outcome::ReplySkipped;
         }
