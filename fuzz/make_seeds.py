@@ -361,6 +361,24 @@ def main():
               knobs(mtu, i % 2, addr_knob(outer_v6, 254), addr_knob(outer_v6, 3), port=6080) + f)
     for i, (name, fl) in enumerate(flows()):
         write("pipeline", name, pipeline_seed(i % 4, fl))
+    # Synthesized traffic for the paths captures rarely take: ICMP errors about connections
+    # (both directions), fragmentation (IPv4 without DF over the MTU), too big (IPv6), TTL 1,
+    # VLAN tags, the explicit VIP and its reply; at MTU 1500 and 576.
+    syn_frames = synthesized()
+    udp4 = eth(0x0800, v4_packet(C4, V4, 17, udp_dgram(40000, 53, b"q" * 12), 6))
+    udp6 = eth(0x86DD, v6_packet(C6, V6, 17, udp_dgram(40000, 53, b"q" * 12), 6))
+    syn4 = eth(0x0800, v4_packet(C4, V4, 6, tcp_seg(40000, 80, 0x02), 16))
+    vip = [192, 0, 2, 80]
+    vip_syn = eth(0x0800, v4_packet(C4, vip, 6, tcp_seg(40001, 80, 0x02), 16))
+    vip_synack = eth(0x0800, v4_packet(vip, C4, 6, tcp_seg(80, 40001, 0x12, ack=1001), 16))
+    story = [udp4, syn_frames["icmp4_port_unreach"], syn4, syn_frames["icmp4_frag_needed"],
+             syn_frames["v4_jumbo_no_df"], syn_frames["v4_ttl1"], syn_frames["vlan_v4_syn"], vip_syn, vip_synack,
+             syn_frames["v4_options"], syn_frames["v4_udp_zero_csum"], syn_frames["icmp4_echo"], udp6,
+             syn_frames["icmp6_unreach"], syn_frames["v6_jumbo"], syn_frames["qinq_v6_syn"],
+             syn_frames["v6_ext_headers"], syn_frames["v6_first_fragment"], syn_frames["trunc_tcp"]]
+    timed = [(i * 1_000_000, f) for i, f in enumerate(story)]
+    write("pipeline", "synthetic_mtu1500", pipeline_seed(0, timed))
+    write("pipeline", "synthetic_mtu576", pipeline_seed(2, timed))
     # One with operator events between frames: drain, remove and re-add backends.
     _, fl = flows()[1]
     seq = pipeline_seed(0, fl[:10])
