@@ -127,25 +127,8 @@ fn over_mtu(
     match fit {
         Fit::TooBig(mtu) => {
             // The kernel decrements the TTL before the MTU check; the reply quotes the result.
-            let f = frame.frame_mut();
-            if pkt.ip_end() > f.len() {
-                return Err(RewriteError::PacketMismatch);
-            }
-            match pkt.version() {
-                IpVersion::V4 => {
-                    let h: &mut [u8; ipv4::MIN_HEADER_LEN] = ip_header_mut(f, pkt)?;
-                    if h[ipv4::TTL] <= 1 {
-                        return Ok(Verdict::TimeExceeded);
-                    }
-                    ttl_down_v4_apply(h);
-                }
-                IpVersion::V6 => {
-                    let h: &mut [u8; ipv6::HEADER_LEN] = ip_header_mut(f, pkt)?;
-                    if h[ipv6::HOP_LIMIT] <= 1 {
-                        return Ok(Verdict::TimeExceeded);
-                    }
-                    h[ipv6::HOP_LIMIT] -= 1;
-                }
+            if !ttl_down(frame.frame_mut(), pkt)? {
+                return Ok(Verdict::TimeExceeded);
             }
             Ok(Verdict::TooBig { mtu })
         }
@@ -181,6 +164,17 @@ pub fn dr(
 
 #[inline(always)]
 fn dr_in_place(f: &mut [u8], pkt: &Packet, hop: &NextHop) -> Result<Verdict, RewriteError> {
+    if !ttl_down(f, pkt)? {
+        return Ok(Verdict::TimeExceeded);
+    }
+    set_macs(f, hop)?;
+    Ok(Verdict::Forward)
+}
+
+/// The forwarding path's TTL / hop-limit decrement (IPv4 header checksum updated
+/// incrementally): `Ok(false)`, and nothing changed, when it was 1 or 0.
+#[inline(always)]
+fn ttl_down(f: &mut [u8], pkt: &Packet) -> Result<bool, RewriteError> {
     if pkt.ip_end() > f.len() {
         return Err(RewriteError::PacketMismatch);
     }
@@ -188,20 +182,19 @@ fn dr_in_place(f: &mut [u8], pkt: &Packet, hop: &NextHop) -> Result<Verdict, Rew
         IpVersion::V4 => {
             let h: &mut [u8; ipv4::MIN_HEADER_LEN] = ip_header_mut(f, pkt)?;
             if h[ipv4::TTL] <= 1 {
-                return Ok(Verdict::TimeExceeded);
+                return Ok(false);
             }
             ttl_down_v4_apply(h);
         }
         IpVersion::V6 => {
             let h: &mut [u8; ipv6::HEADER_LEN] = ip_header_mut(f, pkt)?;
             if h[ipv6::HOP_LIMIT] <= 1 {
-                return Ok(Verdict::TimeExceeded);
+                return Ok(false);
             }
             h[ipv6::HOP_LIMIT] -= 1;
         }
     }
-    set_macs(f, hop)?;
-    Ok(Verdict::Forward)
+    Ok(true)
 }
 
 /// Which end of the packet NAT rewrites: where the address sits in each IP header and the port
