@@ -17,6 +17,27 @@ pub fn ones_difference(a: u16, b: u16) -> u16 {
     }
 }
 
+/// The RFC 1071 checksum of the concatenation of `parts`, with the 16-bit field at byte
+/// `skip` of it read as zero (the checksum field itself). Every part but the last must have an
+/// even length.
+pub fn checksum_of(parts: &[&[u8]], skip: usize) -> u16 {
+    let mut sum = 0u64;
+    let mut at = 0usize;
+    for part in parts {
+        for (i, pair) in part.chunks(2).enumerate() {
+            let word = u16::from_be_bytes([pair[0], pair.get(1).copied().unwrap_or(0)]);
+            if at + 2 * i != skip {
+                sum += u64::from(word);
+            }
+        }
+        at += part.len();
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
 /// One checksum of a frame: the stored value and etherparse's full recomputation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Check {
@@ -57,7 +78,7 @@ pub fn checks(frame: &[u8]) -> Result<Checks, String> {
     let ends = match &p.net {
         Some(NetSlice::Ipv4(v4)) => {
             let h = v4.header();
-            out.ip = Some(Check { stored: h.header_checksum(), computed: h.to_header().calc_header_checksum() });
+            out.ip = Some(Check { stored: h.header_checksum(), computed: checksum_of(&[h.slice()], 10) });
             Ends::V4(h.source(), h.destination())
         }
         Some(NetSlice::Ipv6(v6)) => Ends::V6(v6.header().source(), v6.header().destination()),
@@ -82,13 +103,18 @@ pub fn checks(frame: &[u8]) -> Result<Checks, String> {
             .map_err(|e| e.to_string())?;
             out.l4 = Some(Check { stored: u.checksum(), computed });
         }
+        // ICMP checksums are summed over the raw bytes here: etherparse's own computation
+        // rebuilds the header from the type it decoded, which drops bytes it calls unused
+        // (e.g. an RFC 4884 length).
         Some(TransportSlice::Icmpv4(i)) => {
-            out.l4 = Some(Check { stored: i.checksum(), computed: i.icmp_type().calc_checksum(i.payload()) });
+            out.l4 = Some(Check { stored: i.checksum(), computed: checksum_of(&[i.slice()], 2) });
         }
         Some(TransportSlice::Icmpv6(i)) => {
             let Ends::V6(s, d) = ends else { return Err("etherparse: ICMPv6 in IPv4".into()) };
-            let computed = i.icmp_type().calc_checksum(s, d, i.payload()).map_err(|e| e.to_string())?;
-            out.l4 = Some(Check { stored: i.checksum(), computed });
+            let msg = i.slice();
+            let len = (msg.len() as u32).to_be_bytes();
+            let pseudo = [&s[..], &d[..], &len[..], &[0, 0, 0, 58][..]].concat();
+            out.l4 = Some(Check { stored: i.checksum(), computed: checksum_of(&[&pseudo, msg], pseudo.len() + 2) });
         }
         _ => {}
     }
@@ -130,6 +156,19 @@ mod tests {
         assert_eq!(ones_difference(0x1235, 0x1234), 1);
         // -1 in one's complement is 0xFFFE.
         assert_eq!(ones_difference(0x1233, 0x1234), 0xFFFE);
+    }
+
+    #[test]
+    fn checksum_of_skips_the_field_and_spans_parts() {
+        // RFC 1071's example words sum to 0xDDF2 (folded): the checksum is its complement.
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(checksum_of(&[&data], 99), !0xDDF2);
+        assert_eq!(checksum_of(&[&data[..4], &data[4..]], 99), !0xDDF2);
+        let mut with_field = data.to_vec();
+        with_field.extend_from_slice(&[0xAB, 0xCD]);
+        assert_eq!(checksum_of(&[&with_field], 8), !0xDDF2);
+        // An odd tail is padded with a zero byte.
+        assert_eq!(checksum_of(&[&[0x12, 0x34, 0x56]], 99), !(0x1234u16 + 0x5600));
     }
 
     #[test]
