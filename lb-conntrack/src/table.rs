@@ -531,6 +531,7 @@ fn link_of(shard: usize, slot: u32) -> u32 {
     ((shard as u32) << (32 - SHARD_BITS_IN_LINK)) | slot
 }
 
+#[inline(always)]
 fn info<A: Addr>(e: &Entry<A>, created: bool, rescheduled: bool) -> ConnInfo {
     let (daddr, dport, dest) = match e.dest.as_deref() {
         Some(d) => (d.addr(), e.dport(d), d.id()),
@@ -1159,7 +1160,10 @@ impl ConnTable {
     }
 
     /// Applies a packet's transition (`set_tcp_state` / UDP refresh) and re-arms the timer.
+    /// Inlined: its result is built straight into the caller's verdict (returning it through the
+    /// stack costs a store-forwarding stall on the hit path).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn transition<A: Addr>(
         &self,
         sh: &mut Shard<A>,
