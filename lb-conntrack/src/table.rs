@@ -97,9 +97,11 @@ const F_TEMPLATE: u8 = 0x10;
 
 const NO_LINK: u32 = u32::MAX;
 const NIL: u32 = u32::MAX;
+/// `queued_tick` of an entry that is on no queue.
+const NOT_QUEUED: u64 = u64::MAX;
 /// `queued_tick` of an entry that waits in a shard's `near` heap (its `prev` holds the heap
 /// item's generation).
-const NEAR: u32 = u32::MAX - 1;
+const NEAR: u64 = u64::MAX - 1;
 const SHARD_BITS_IN_LINK: u32 = 8;
 const SLOT_MASK_IN_LINK: u32 = (1 << (32 - SHARD_BITS_IN_LINK)) - 1;
 
@@ -119,8 +121,9 @@ struct Entry<A> {
     dest: Option<Arc<Destination>>,
     cport: u16,
     vport: u16,
-    /// The wheel tick this entry is queued at (`u32::MAX`: not queued).
-    queued_tick: u32,
+    /// The wheel tick this entry is queued at ([`NOT_QUEUED`], [`NEAR`]). Ticks of epoch
+    /// timestamps do not fit 32 bits; the field fits the entry's padding.
+    queued_tick: u64,
     /// Previous and next entries of its wheel bucket's list (`NIL` at the ends).
     prev: u32,
     next: u32,
@@ -142,7 +145,7 @@ impl<A: Addr> Entry<A> {
             dest: None,
             cport: 0,
             vport: 0,
-            queued_tick: u32::MAX,
+            queued_tick: NOT_QUEUED,
             prev: NIL,
             next: NIL,
             link: NO_LINK,
@@ -426,7 +429,7 @@ impl<A: Addr> Shard<A> {
             let e = self.e(slot);
             (e.queued_tick, e.prev, e.next)
         };
-        if qt == u32::MAX {
+        if qt == NOT_QUEUED {
             return;
         }
         if qt != NEAR {
@@ -440,7 +443,7 @@ impl<A: Addr> Shard<A> {
             }
         }
         let e = self.e_mut(slot);
-        e.queued_tick = u32::MAX;
+        e.queued_tick = NOT_QUEUED;
         e.prev = NIL;
         e.next = NIL;
     }
@@ -467,7 +470,7 @@ impl<A: Addr> Shard<A> {
             self.push_near(slot);
             return;
         }
-        let t = t.min(u64::from(NEAR - 1)) as u32;
+        let t = t.min(NEAR - 1);
         if self.e(slot).queued_tick == t {
             return;
         }
@@ -916,7 +919,7 @@ impl ConnTable {
             dest: Some(dest),
             cport: k.cport,
             vport: k.vport,
-            queued_tick: u32::MAX,
+            queued_tick: NOT_QUEUED,
             prev: NIL,
             next: NIL,
             link: tmpl,
@@ -1015,7 +1018,7 @@ impl ConnTable {
             dest: Some(Arc::clone(&d)),
             cport: 0,
             vport: tk.vport,
-            queued_tick: u32::MAX,
+            queued_tick: NOT_QUEUED,
             prev: NIL,
             next: NIL,
             link: 1,
@@ -1338,6 +1341,7 @@ impl ConnTable {
     fn expire_fam<A: Addr>(&self, fam: &Family<A>, now: u64, st: &mut ExpireStats) {
         let now_tick = tick_of(now);
         let mut links = Vec::new();
+        let mut due = Vec::new();
         for m in fam.shards.iter() {
             let mut sh = m.lock();
             if now_tick >= sh.wheel_tick {
@@ -1354,19 +1358,25 @@ impl ConnTable {
                             let e = sh.e(cur);
                             (e.next, e.queued_tick)
                         };
-                        if u64::from(qt) <= now_tick {
+                        if qt <= now_tick {
                             self.expire_one(&mut sh, cur, now, &mut links, st);
                         }
                         cur = next;
                     }
                 }
             }
-            // The near heap: only what is due.
+            // The near heap: only what is due. Taken out first, so that an entry queued again
+            // within this pass (a template given its grace at the very end of time, whose new
+            // deadline saturates to `now`) waits for the next pass instead of looping.
+            due.clear();
             while let Some(&Reverse((d, slot, g))) = sh.near.peek() {
                 if d > now {
                     break;
                 }
                 sh.near.pop();
+                due.push((slot, g));
+            }
+            for &(slot, g) in &due {
                 if !sh.in_use(slot) || sh.e(slot).queued_tick != NEAR || sh.e(slot).prev != g {
                     continue; // stale
                 }

@@ -24,7 +24,6 @@ fn flow() -> Flow {
 /// entry's `u32` queued tick, so every entry is queued at the clamped tick `NEAR - 1`, i.e. in
 /// one wheel bucket that a pass only visits once per turn.
 #[test]
-#[ignore = "fuzz crash: expire() misses deadlines (up to a wheel turn late) once ns >> 27 exceeds u32::MAX, i.e. for epoch timestamps"]
 fn expiry_is_on_time_with_epoch_timestamps() {
     let svc = service();
     let table = ConnTable::new(Config { hash_seed: Some(1), ..Config::default() });
@@ -48,7 +47,6 @@ fn expiry_is_on_time_with_epoch_timestamps() {
 /// `now`, so it is due again at once and goes back into the near heap, forever (the
 /// connections' releases, which would drop its control count, only happen after the loop).
 #[test]
-#[ignore = "fuzz crash: expire(Timestamp::MAX) loops forever on a persistence template that controls a connection"]
 fn expire_at_the_end_of_time_returns_and_empties_the_table() {
     let (done, wait) = mpsc::channel();
     std::thread::spawn(move || {
