@@ -133,9 +133,45 @@ fn nic(iface: &str) -> Result<xdp::nic::NicIndex, XdpError> {
         .ok_or_else(|| XdpError::NoSuchInterface(iface.into()))
 }
 
+/// Why one attempt to open a socket failed: a queue still busy is worth another try.
+enum OpenError {
+    Busy(String),
+    Other(XdpError),
+}
+
+impl From<XdpError> for OpenError {
+    fn from(e: XdpError) -> Self {
+        OpenError::Other(e)
+    }
+}
+
 impl XdpTx {
     /// Opens an AF_XDP socket on `iface` queue `queue`.
+    ///
+    /// The kernel releases a closed socket's UMEM from the queue in deferred work, so a socket
+    /// opened just after another one on the same queue closed can be refused with EBUSY for a
+    /// moment: that case is retried for up to two seconds before it is reported.
     pub fn open(iface: &str, queue: u32, cfg: XdpConfig) -> Result<XdpTx, XdpError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match Self::open_once(iface, queue, cfg) {
+                Err(OpenError::Busy(reason)) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(XdpError::Refused {
+                            iface: iface.into(),
+                            queue,
+                            reason: format!("{reason} (another AF_XDP socket holds this queue)"),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(OpenError::Other(e)) => return Err(e),
+                Ok(tx) => return Ok(tx),
+            }
+        }
+    }
+
+    fn open_once(iface: &str, queue: u32, cfg: XdpConfig) -> Result<XdpTx, OpenError> {
         let nic = nic(iface)?;
         let refused = |what: &str, e: &dyn std::fmt::Display| {
             let reason = format!("{what}: {e}");
@@ -156,7 +192,12 @@ impl XdpTx {
                 .build()
                 .map_err(|e| refused("ring configuration", &e))?;
         let (rings, flags) = sb.build_wakable_rings(&umem, rings_cfg).map_err(|e| refused("rings", &e))?;
-        let sock = sb.bind(nic, queue, flags).map_err(|e| refused("bind", &e))?;
+        let sock = sb.bind(nic, queue, flags).map_err(|e| match &e {
+            xdp::socket::SocketError::Bind(io) if io.kind() == std::io::ErrorKind::ResourceBusy => {
+                OpenError::Busy(format!("bind: {e}"))
+            }
+            _ => OpenError::Other(refused("bind", &e)),
+        })?;
         let tx = rings.tx_ring.ok_or_else(|| refused("rings", &"no TX ring"))?;
         Ok(XdpTx {
             sock,
