@@ -104,10 +104,13 @@ impl<'a> FrameBuf<'a> {
         self.len = self.len.min(len);
     }
 
-    /// The whole buffer and the frame's start, for code that emits fragments in place.
+    /// The buffer up to the frame's end (the headroom in front included, the tailroom not) and
+    /// the frame's start, for code that emits fragments in place: whatever a header in the frame
+    /// claims, nothing past the frame is read or written.
     #[inline]
     pub(crate) fn raw(&mut self) -> (&mut [u8], usize) {
-        (self.buf, self.start)
+        let end = self.start + self.len;
+        (&mut self.buf[..end], self.start)
     }
 }
 

@@ -98,6 +98,20 @@ fn check_fragmentable(fit: Fit, l4_minus_l3: usize, mtu: u16) -> Result<(), Rewr
     Ok(())
 }
 
+/// Refuses, before any change, a frame whose IPv4 header does not say what `pkt` says (header
+/// and total length), or that ends before the packet does: fragmentation reads those fields
+/// from the frame.
+#[inline(always)]
+fn check_header_matches(f: &[u8], pkt: &Packet) -> Result<(), RewriteError> {
+    let h: &[u8; ipv4::MIN_HEADER_LEN] = wire::get(f, pkt.l3()).ok_or(RewriteError::PacketMismatch)?;
+    let hl = usize::from(h[ipv4::VER_IHL] & 0x0F) * 4;
+    let total = usize::from(wire::rd16(h, ipv4::TOTAL_LEN));
+    if h[ipv4::VER_IHL] >> 4 != 4 || hl != pkt.l4() - pkt.l3() || total != pkt.ip_len() || pkt.ip_end() > f.len() {
+        return Err(RewriteError::PacketMismatch);
+    }
+    Ok(())
+}
+
 /// The rewrite `over_mtu` runs before fragmenting.
 #[derive(Clone, Copy)]
 enum Mode {
@@ -134,6 +148,7 @@ fn over_mtu(
         }
         Fit::Fragment => {
             check_fragmentable(fit, pkt.l4() - pkt.l3(), hop.mtu)?;
+            check_header_matches(frame.frame(), pkt)?;
             match rewrite(frame.frame_mut())? {
                 Verdict::Forward => Ok(fragment_in_place(frame, pkt.l3(), hop.mtu, frags)),
                 other => Ok(other),

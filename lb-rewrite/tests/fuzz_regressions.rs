@@ -1,6 +1,6 @@
 //! Inputs the fuzz targets (`fuzz/`) found to break a promise of lb-rewrite, kept as tests.
 
-use lb_rewrite::{nat_icmp_in, nat_icmp_out, parse, FrameBuf, MacAddr, NextHop, RewriteError};
+use lb_rewrite::{dnat, dr, nat_icmp_in, nat_icmp_out, parse, FrameBuf, MacAddr, NextHop, RewriteError};
 
 fn hop() -> NextHop {
     NextHop { src_mac: MacAddr([2, 0, 0, 0, 0, 0xfe]), dst_mac: MacAddr([2, 0, 0, 0, 1, 2]), mtu: 1500 }
@@ -40,4 +40,57 @@ fn fragmented_icmp_error_is_refused_even_when_the_fragment_sums_right() {
         assert_eq!(r, Err(RewriteError::BadIcmpChecksum));
         assert_eq!(buf, frame, "refused before any change");
     }
+}
+
+/// An IPv4 / UDP frame without DF, 100 bytes of IP: 14 + 20 + 8 + 72.
+fn udp_frame() -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+    let mut ip = vec![0x45, 0, 0, 100, 0x12, 0x34, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 198, 51, 100, 10];
+    let sum = lb_rewrite::checksum::checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&[0x9c, 0x40, 0x00, 0x50, 0x00, 80, 0, 0]); // UDP, checksum 0
+    f.extend((0..72).map(|i| i as u8));
+    f
+}
+
+/// `rewrite_dr`, 2026-11-29: a frame whose IPv4 total length was changed after parsing (larger
+/// than the frame) and that had to be fragmented: fragmentation read the total length from the
+/// frame and checked it against the whole buffer, tailroom included, so it wrote fragment
+/// headers and read data past the frame's end. Now the frame's header must say what the
+/// `Packet` says, or the rewrite is refused as `PacketMismatch` before any change, and
+/// fragmentation never reaches past the frame whatever the header claims.
+#[test]
+fn fragmenting_a_frame_whose_header_grew_after_parsing_stays_inside_the_frame() {
+    let frame = udp_frame();
+    let pkt = parse(&frame).unwrap();
+    let mut edited = frame.clone();
+    edited[16..18].copy_from_slice(&456u16.to_be_bytes()); // total length 100 -> 456
+    let (head, tail) = (64, 512);
+    let mut want = vec![0xA5; head];
+    want.extend_from_slice(&edited);
+    want.extend(std::iter::repeat_n(0x5A, tail));
+    let hop = NextHop { mtu: 39, ..hop() };
+    for nat in [false, true] {
+        let mut buf = want.clone();
+        let mut frags = 0;
+        let r = {
+            let mut fb = FrameBuf::new(&mut buf, head, edited.len()).unwrap();
+            let mut sink = |_: &[u8]| frags += 1;
+            if nat {
+                dnat(&mut fb, &pkt, &hop, "10.0.0.2:8080".parse().unwrap(), &mut sink)
+            } else {
+                dr(&mut fb, &pkt, &hop, &mut sink)
+            }
+        };
+        assert_eq!(r, Err(RewriteError::PacketMismatch), "nat {nat}");
+        assert_eq!(frags, 0);
+        assert!(buf == want, "nat {nat}: refused before any change, nothing written around the frame");
+    }
+    // The same packet, unedited, is fragmented (MTU 39: 16 bytes of data per fragment).
+    let mut buf = frame.clone();
+    let mut frags = 0;
+    let r = dr(&mut FrameBuf::whole(&mut buf), &pkt, &hop, &mut |_: &[u8]| frags += 1);
+    assert_eq!(r, Ok(lb_rewrite::Verdict::Fragmented { count: 5 }));
+    assert_eq!(frags, 5);
 }
