@@ -75,6 +75,9 @@ reason_enum! {
         Ipv6Fragment => "ipv6_fragment",
         /// An IPv6 extension header runs past the packet.
         TruncatedIpv6ExtHeader => "truncated_ipv6_ext_header",
+        /// An IPv6 hop-by-hop options header anywhere but directly after the IPv6 header
+        /// (RFC 8200 §4.1; Linux answers it with a parameter problem and drops the packet).
+        MisplacedHopByHop => "misplaced_hop_by_hop",
         /// A transport protocol other than TCP, UDP, ICMP (IPv4) or ICMPv6 (IPv6), including
         /// tunnels (IPIP, 6in4), ESP/AH and "no next header".
         UnsupportedProtocol => "unsupported_protocol",
@@ -155,7 +158,7 @@ mod tests {
             assert_eq!(e.index(), i);
             assert!(seen.insert(e.name()), "duplicate {}", e.name());
         }
-        assert_eq!(ParseError::COUNT, 21);
+        assert_eq!(ParseError::COUNT, 22);
         assert_eq!(ParseError::Ipv4Fragment.to_string(), "ipv4_fragment");
         assert_eq!(RewriteError::NoHeadroom.name(), "no_headroom");
     }

@@ -429,6 +429,7 @@ fn parse_ipv6(frame: &[u8], l3: usize, tags: u8) -> Result<Packet, ParseError> {
         skip_ipv6_extensions(packet, next, l3 + ipv6::HEADER_LEN).map_err(|e| match e {
             ExtError::Truncated => ParseError::TruncatedIpv6ExtHeader,
             ExtError::Fragment => ParseError::Ipv6Fragment,
+            ExtError::MisplacedHopByHop => ParseError::MisplacedHopByHop,
         })?
     } else {
         (next, l3 + ipv6::HEADER_LEN, false)
@@ -451,6 +452,7 @@ fn parse_ipv6(frame: &[u8], l3: usize, tags: u8) -> Result<Packet, ParseError> {
 enum ExtError {
     Truncated,
     Fragment,
+    MisplacedHopByHop,
 }
 
 #[inline(always)]
@@ -460,13 +462,16 @@ const fn is_extension(next: u8) -> bool {
 
 /// Walks IPv6 extension headers from `at` (whose type is `next`) to the first header that is not
 /// hop-by-hop, routing, destination options or fragment. Returns that header's type and offset,
-/// and whether a first fragment (M set) was seen. Each step advances at least 8 bytes inside
-/// `packet`, so the walk ends.
+/// and whether a first fragment (M set) was seen. `at` is right after the IPv6 header: a
+/// hop-by-hop header is only allowed there (RFC 8200 §4.1). Each step advances at least 8 bytes
+/// inside `packet`, so the walk ends.
 #[inline(never)]
 fn skip_ipv6_extensions(packet: &[u8], mut next: u8, mut at: usize) -> Result<(u8, usize, bool), ExtError> {
     let mut first_fragment = false;
+    let first_at = at;
     loop {
         match next {
+            ipv6::NH_HOP_BY_HOP if at != first_at => return Err(ExtError::MisplacedHopByHop),
             ipv6::NH_HOP_BY_HOP | ipv6::NH_ROUTING | ipv6::NH_DEST_OPTS => {
                 let e: &[u8; 2] = get(packet, at).ok_or(ExtError::Truncated)?;
                 let len = (usize::from(e[1]) + 1) * 8;
@@ -607,6 +612,7 @@ fn parse_quote(packet: &[u8], at: usize, version: IpVersion) -> Result<Quote, Pa
                 skip_ipv6_extensions(packet, h[ipv6::NEXT_HEADER], at + ipv6::HEADER_LEN).map_err(|e| match e {
                     ExtError::Truncated => ParseError::TruncatedIcmpQuote,
                     ExtError::Fragment => ParseError::IcmpQuoteFragment,
+                    ExtError::MisplacedHopByHop => ParseError::BadIcmpQuote,
                 })?;
             let src = u128::from_ne_bytes(*get::<16>(h, ipv6::SRC).unwrap_or(&[0; 16]));
             let dst = u128::from_ne_bytes(*get::<16>(h, ipv6::DST).unwrap_or(&[0; 16]));

@@ -1,6 +1,6 @@
 //! Inputs the fuzz targets (`fuzz/`) found to break a promise of lb-rewrite, kept as tests.
 
-use lb_rewrite::{dnat, dr, nat_icmp_in, nat_icmp_out, parse, FrameBuf, MacAddr, NextHop, RewriteError};
+use lb_rewrite::{dnat, dr, nat_icmp_in, nat_icmp_out, parse, FrameBuf, MacAddr, NextHop, ParseError, RewriteError};
 
 fn hop() -> NextHop {
     NextHop { src_mac: MacAddr([2, 0, 0, 0, 0, 0xfe]), dst_mac: MacAddr([2, 0, 0, 0, 1, 2]), mtu: 1500 }
@@ -93,4 +93,45 @@ fn fragmenting_a_frame_whose_header_grew_after_parsing_stays_inside_the_frame() 
     let r = dr(&mut FrameBuf::whole(&mut buf), &pkt, &hop, &mut |_: &[u8]| frags += 1);
     assert_eq!(r, Ok(lb_rewrite::Verdict::Fragmented { count: 5 }));
     assert_eq!(frags, 5);
+}
+
+/// An IPv6 / TCP SYN frame whose extension headers are `exts` (type, 8-byte header without its
+/// next-header byte: one option pad).
+fn v6_frame(exts: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x86, 0xdd];
+    let payload = exts.len() * 8 + 20;
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&(payload as u16).to_be_bytes());
+    f.push(exts.first().copied().unwrap_or(6));
+    f.push(64);
+    f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7]);
+    f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+    for i in 0..exts.len() {
+        let next = exts.get(i + 1).copied().unwrap_or(6);
+        f.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]); // PadN of 4 bytes
+    }
+    f.extend_from_slice(&[0x9c, 0x40, 0, 80, 0, 0, 3, 0xe8, 0, 0, 0, 0, 0x50, 0x02, 0xfa, 0xf0, 0, 0, 0, 0]);
+    f
+}
+
+/// `pipeline`, 2026-11-29: an IPv6 packet with a second hop-by-hop header (after another
+/// hop-by-hop or a destination options header) was parsed and forwarded; RFC 8200 §4.1 allows
+/// hop-by-hop options only directly after the IPv6 header, etherparse refuses the forwarded frame
+/// and Linux answers such a packet with a parameter problem and drops it. Now it is a typed
+/// parse error, `MisplacedHopByHop`, and the pipeline drops it under that reason.
+#[test]
+fn a_hop_by_hop_header_is_only_accepted_directly_after_the_ipv6_header() {
+    const HBH: u8 = 0;
+    const DST_OPTS: u8 = 60;
+    for ok in [&[][..], &[HBH], &[HBH, DST_OPTS], &[DST_OPTS]] {
+        let f = v6_frame(ok);
+        let pkt = parse(&f).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        assert_eq!(pkt.l4(), 14 + 40 + ok.len() * 8, "{ok:?}");
+        etherparse::SlicedPacket::from_ethernet(&f).unwrap();
+    }
+    for bad in [&[HBH, HBH][..], &[DST_OPTS, HBH], &[HBH, DST_OPTS, HBH]] {
+        let f = v6_frame(bad);
+        assert_eq!(parse(&f), Err(ParseError::MisplacedHopByHop), "{bad:?}");
+        assert!(etherparse::SlicedPacket::from_ethernet(&f).is_err(), "the oracle agrees: {bad:?}");
+    }
 }
