@@ -191,6 +191,36 @@ fn hit_update(c: &mut Criterion) {
                     start.elapsed()
                 })
             });
+            // Two threads on shard-disjoint flows: thread w takes the flows whose shard is in its
+            // half (how a data plane steering flows to workers by `shard_of` splits them), so
+            // each shard lock stays in one core's cache.
+            let half = tb.shard_count() / 2;
+            let mine_of = |w: usize| -> Vec<Flow> {
+                let own: Vec<Flow> =
+                    fl.iter().filter(|f| (tb.shard_of(f).unwrap() >= half) == (w == 1)).copied().collect();
+                let mut r = Rng(7 + w as u64);
+                (0..1 << 16).map(|_| own[r.next() as usize % own.len()]).collect()
+            };
+            let affine: Vec<Vec<Flow>> = (0..2).map(mine_of).collect();
+            g.throughput(Throughput::Elements(2));
+            g.bench_function(BenchmarkId::new(format!("hit_update_2threads_shard_affine/{fam}"), label), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    std::thread::scope(|s| {
+                        for (w, mine) in affine.iter().enumerate() {
+                            let (tb, svc) = (&tb, &svc);
+                            s.spawn(move || {
+                                let mut i = w * 7919;
+                                for _ in 0..iters {
+                                    i = (i + 1) & 0xffff;
+                                    black_box(tb.input(t, &mine[i], ACK, svc, &P));
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
+                })
+            });
             // The peer, same work: find the entry, update state and last_seen.
             let dm = dash(&fl);
             let keys: Vec<Key> = idx.iter().map(|&k| key(&fl[k])).collect();

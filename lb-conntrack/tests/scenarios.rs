@@ -412,3 +412,37 @@ fn a_packet_after_the_deadline_never_meets_the_old_connection() {
     assert_eq!(fwd(tb.input(t(129.999), &f, ACK, &svc, &P)).state, State::Established);
     assert_eq!(tb.stats().expired, 1);
 }
+
+#[test]
+fn shard_of_follows_the_client_and_spreads_clients_over_every_shard() {
+    let tb = table(Config { max_connections: 1 << 20, ..Config::default() });
+    let n = tb.shard_count();
+    assert!(n.is_power_of_two() && n >= 8, "{n} shards");
+    let mut seen = vec![0usize; n];
+    for i in 0..20_000u32 {
+        let addr = std::net::Ipv4Addr::from(0xc000_0200 + i * 7919);
+        let f = lb_sched::Flow::v4(
+            lb_sched::Protocol::Tcp,
+            addr,
+            1024 + (i % 50_000) as u16,
+            "198.51.100.1".parse().unwrap(),
+            80,
+        );
+        let s = tb.shard_of(&f).unwrap();
+        assert!(s < n);
+        seen[s] += 1;
+        // The shard is the client's: another virtual service of the same client is in it too.
+        let g = lb_sched::Flow { dst: "203.0.113.9".parse().unwrap(), dst_port: 443, ..f };
+        assert_eq!(tb.shard_of(&g), Some(s));
+    }
+    let mean = 20_000 / n;
+    assert!(seen.iter().all(|&c| c > mean / 2 && c < mean * 2), "clients spread over the shards: {seen:?}");
+    let icmp = lb_sched::Flow::v4(
+        lb_sched::Protocol::Icmp,
+        "192.0.2.1".parse().unwrap(),
+        0,
+        "198.51.100.1".parse().unwrap(),
+        0,
+    );
+    assert_eq!(tb.shard_of(&icmp), None);
+}
