@@ -135,6 +135,31 @@ fn dash(fl: &[Flow]) -> DashMap<Key, Val, Fold> {
     m
 }
 
+/// Runs `iters` hits on each of two threads at once, thread `w` walking `by_thread[w]` from
+/// its own start by `step`; returns the wall time.
+fn two_threads(
+    tb: &ConnTable,
+    svc: &Service,
+    t: Timestamp,
+    by_thread: &[Vec<Flow>],
+    step: usize,
+    iters: u64,
+) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for (w, mine) in by_thread.iter().enumerate() {
+            s.spawn(move || {
+                let mut i = w * 7919;
+                for _ in 0..iters {
+                    i = (i + step) & 0xffff;
+                    black_box(tb.input(t, &mine[i], ACK, svc, &P));
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
 fn hit_update(c: &mut Criterion) {
     let svc = service();
     let mut g = c.benchmark_group("conntrack");
@@ -174,22 +199,7 @@ fn hit_update(c: &mut Criterion) {
             let by_thread: Vec<Vec<Flow>> = (0..2).map(|w| idx.iter().map(|&k| fl[(k & !1) | w]).collect()).collect();
             g.throughput(Throughput::Elements(2));
             g.bench_function(BenchmarkId::new(format!("hit_update_2threads/{fam}"), label), |b| {
-                b.iter_custom(|iters| {
-                    let start = Instant::now();
-                    std::thread::scope(|s| {
-                        for (w, mine) in by_thread.iter().enumerate() {
-                            let (tb, svc) = (&tb, &svc);
-                            s.spawn(move || {
-                                let mut i = w * 7919;
-                                for _ in 0..iters {
-                                    i = (i + 2) & 0xffff;
-                                    black_box(tb.input(t, &mine[i], ACK, svc, &P));
-                                }
-                            });
-                        }
-                    });
-                    start.elapsed()
-                })
+                b.iter_custom(|iters| two_threads(&tb, &svc, t, &by_thread, 2, iters))
             });
             // Two threads on shard-disjoint flows: thread w takes the flows whose shard is in its
             // half (how a data plane steering flows to workers by `shard_of` splits them), so
@@ -204,22 +214,7 @@ fn hit_update(c: &mut Criterion) {
             let affine: Vec<Vec<Flow>> = (0..2).map(mine_of).collect();
             g.throughput(Throughput::Elements(2));
             g.bench_function(BenchmarkId::new(format!("hit_update_2threads_shard_affine/{fam}"), label), |b| {
-                b.iter_custom(|iters| {
-                    let start = Instant::now();
-                    std::thread::scope(|s| {
-                        for (w, mine) in affine.iter().enumerate() {
-                            let (tb, svc) = (&tb, &svc);
-                            s.spawn(move || {
-                                let mut i = w * 7919;
-                                for _ in 0..iters {
-                                    i = (i + 1) & 0xffff;
-                                    black_box(tb.input(t, &mine[i], ACK, svc, &P));
-                                }
-                            });
-                        }
-                    });
-                    start.elapsed()
-                })
+                b.iter_custom(|iters| two_threads(&tb, &svc, t, &affine, 1, iters))
             });
             // The peer, same work: find the entry, update state and last_seen.
             let dm = dash(&fl);
