@@ -341,6 +341,27 @@ fn clear_errors_for_missing_interfaces_and_neighbours() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("numtxqueues 4"), "{err}");
+    // A queue that another replay's socket holds: retried for a while (a socket closed just
+    // before is released by the kernel a moment later), then refused, saying why.
+    let dir = link.director();
+    let args = |pacing: &'static str| {
+        ["--mode", "dr", "--vip", "198.51.100.10:80", "--backend", "10.77.0.2", "--iface", &dir, "--pps", pacing]
+    };
+    let holder = Command::new(env!("CARGO_BIN_EXE_replay"))
+        .args(args("40"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_replay")).args(args("100000")).output().unwrap();
+    let waited = t.elapsed();
+    stop(holder);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("another AF_XDP socket holds this queue"), "{err}");
+    assert!(waited >= Duration::from_millis(1500), "refused after {waited:?}, without retrying");
 }
 
 #[test]
