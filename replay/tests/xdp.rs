@@ -123,6 +123,13 @@ fn stop(mut c: Child) {
     let _ = c.wait();
 }
 
+/// `replay --mode dr` of the bundled sample to the demo VIP, with one backend, over `iface`.
+fn dr_over(iface: &str, backend: &str, extra: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_replay"));
+    c.args(["--mode", "dr", "--vip", "198.51.100.10:80", "--backend", backend, "--iface", iface]).args(extra);
+    c
+}
+
 fn replay(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_replay")).args(args).output().expect("replay");
     assert!(out.status.success(), "replay {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -305,57 +312,26 @@ fn clear_errors_for_missing_interfaces_and_neighbours() {
         return;
     }
     let link = Link::up(1);
+    let dir = link.director();
     // A backend the kernel has no neighbour entry for.
-    let out = Command::new(env!("CARGO_BIN_EXE_replay"))
-        .args([
-            "--mode",
-            "dr",
-            "--vip",
-            "198.51.100.10:80",
-            "--backend",
-            "10.77.0.9",
-            "--iface",
-            &link.director(),
-            "--topspeed",
-        ])
-        .output()
-        .unwrap();
+    let out = dr_over(&dir, "10.77.0.9", &["--topspeed"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("10.77.0.9") && err.contains("neighbour"), "{err}");
     // More workers than TX queues.
-    let out = Command::new(env!("CARGO_BIN_EXE_replay"))
-        .args([
-            "--mode",
-            "dr",
-            "--vip",
-            "198.51.100.10:80",
-            "--backend",
-            "10.77.0.2",
-            "--iface",
-            &link.director(),
-            "--workers",
-            "4",
-        ])
-        .output()
-        .unwrap();
+    let out = dr_over(&dir, "10.77.0.2", &["--workers", "4"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("numtxqueues 4"), "{err}");
     // A queue that another replay's socket holds: retried for a while (a socket closed just
     // before is released by the kernel a moment later), then refused, saying why.
-    let dir = link.director();
-    let args = |pacing: &'static str| {
-        ["--mode", "dr", "--vip", "198.51.100.10:80", "--backend", "10.77.0.2", "--iface", &dir, "--pps", pacing]
-    };
-    let holder = Command::new(env!("CARGO_BIN_EXE_replay"))
-        .args(args("40"))
+    let holder = dr_over(&dir, "10.77.0.2", &["--pps", "40"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(800));
     let t = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_replay")).args(args("100000")).output().unwrap();
+    let out = dr_over(&dir, "10.77.0.2", &["--pps", "100000"]).output().unwrap();
     let waited = t.elapsed();
     stop(holder);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -375,18 +351,9 @@ fn pacing_holds_over_af_xdp() {
     // its 304 frames take about 0.75 s. Every frame still goes out.
     for pacing in [["--multiplier", "4"], ["--pps", "400"]] {
         let t = Instant::now();
-        let report = replay(&[
-            "--mode",
-            "dr",
-            "--vip",
-            "198.51.100.10:80",
-            "--backend",
-            "10.77.0.2",
-            "--iface",
-            &iface,
-            pacing[0],
-            pacing[1],
-        ]);
+        let out = dr_over(&iface, "10.77.0.2", &pacing).output().expect("replay");
+        assert!(out.status.success(), "{pacing:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let report = String::from_utf8_lossy(&out.stdout);
         let took = t.elapsed().as_secs_f64();
         assert!(took > 0.5, "{pacing:?}: took only {took:.2} s");
         assert!(
