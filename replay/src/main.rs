@@ -358,11 +358,13 @@ fn real_main() -> Result<ExitCode> {
     if let Some((iface, stats)) = &xdp_stats {
         let queued: u64 = stats.iter().map(|s: &xdp::XdpStats| s.queued).sum();
         let completed: u64 = stats.iter().map(|s| s.completed).sum();
+        let abandoned: u64 = stats.iter().map(|s| s.abandoned).sum();
         report.output = Some(lb_replay::report::OutputReport {
             kind: "af_xdp".into(),
             target: iface.clone(),
             frames: queued,
             completed: Some(completed),
+            abandoned: Some(abandoned),
         });
     } else if let Some(o) = &cli.out {
         report.output = Some(lb_replay::report::OutputReport {
@@ -370,6 +372,7 @@ fn real_main() -> Result<ExitCode> {
             target: o.display().to_string(),
             frames: res.frames_emitted,
             completed: None,
+            abandoned: None,
         });
     }
     if cli.json {

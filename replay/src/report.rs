@@ -165,6 +165,8 @@ pub struct OutputReport {
     pub frames: u64,
     /// AF_XDP: frames the kernel reported sent.
     pub completed: Option<u64>,
+    /// AF_XDP: queued frames given up on because the kernel made no progress (never sent).
+    pub abandoned: Option<u64>,
 }
 
 /// An operator event.
@@ -412,11 +414,19 @@ impl Report {
         if let Some(o) = &self.output {
             match o.completed {
                 Some(c) => {
-                    let _ = writeln!(
+                    let _ = write!(
                         s,
-                        "sent {} frames over AF_XDP on {} ({} completed by the kernel)",
+                        "sent {} frames over AF_XDP on {} ({} completed by the kernel",
                         o.frames, o.target, c
                     );
+                    match o.abandoned {
+                        Some(a) if a > 0 => {
+                            let _ = writeln!(s, "; {a} abandoned: the kernel took none for 5 s)");
+                        }
+                        _ => {
+                            let _ = writeln!(s, ")");
+                        }
+                    }
                 }
                 None => {
                     let _ = writeln!(s, "wrote {} frames to {}", o.frames, o.target);

@@ -92,6 +92,8 @@ pub struct XdpStats {
     pub completed: u64,
     /// Wake-ups (polls) issued.
     pub wakeups: u64,
+    /// Queued frames given up on because the kernel took none of them for 5 s (never sent).
+    pub abandoned: u64,
 }
 
 /// An AF_XDP socket for transmitting frames on one queue of an interface.
@@ -278,7 +280,7 @@ impl XdpTx {
                 // The kernel makes no progress: give the frames back rather than spin forever.
                 while let Some(p) = self.slab.pop_back() {
                     self.umem.free_packet(p);
-                    self.stats.queued -= 1;
+                    self.stats.abandoned += 1;
                 }
                 break;
             }
@@ -314,7 +316,7 @@ impl XdpTx {
     pub fn finish(&mut self, limit: Duration) -> XdpStats {
         self.flush();
         let start = Instant::now();
-        while self.stats.completed < self.stats.queued && start.elapsed() < limit {
+        while self.stats.completed + self.stats.abandoned < self.stats.queued && start.elapsed() < limit {
             self.wake();
             if self.reap() == 0 {
                 std::thread::sleep(Duration::from_micros(50));
