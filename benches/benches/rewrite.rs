@@ -329,56 +329,78 @@ fn nat_groups(c: &mut Criterion) {
 }
 
 fn dr_tun_groups(c: &mut Criterion) {
-    let mut g = c.benchmark_group("rewrite/dr_v4");
-    g.throughput(Throughput::Elements(1));
-    for size in [64usize, 1514] {
-        let frame = tcp_frame(false, size);
-        let buf = with_headroom(&frame);
-        let run = |b: &mut [u8]| lbkit_dr(b, size);
-        let mut b = buf.clone();
-        assert_eq!(run(&mut b), Verdict::Forward);
-        verify(&b[HEADROOM..], None);
-        assert_eq!(b[HEADROOM + 22], 63);
-        bench_reset(&mut g, size, &buf, 54);
-        g.bench_with_input(BenchmarkId::new("lbkit", size), &size, |bch, _| {
+    for v6 in [false, true] {
+        // Bytes restored per iteration (Ethernet + IP + TCP) and where the TTL / hop limit is.
+        let (name, hdrs, ttl_at) = if v6 { ("dr_v6", 74, 21) } else { ("dr_v4", 54, 22) };
+        let mut g = c.benchmark_group(format!("rewrite/{name}"));
+        g.throughput(Throughput::Elements(1));
+        // The smallest frame of each family: 64 bytes (IPv4 + TCP padded), 74 (IPv6 + TCP).
+        for size in [if v6 { 74usize } else { 64 }, 1514] {
+            let frame = tcp_frame(v6, size);
+            let buf = with_headroom(&frame);
+            let run = |b: &mut [u8]| lbkit_dr(b, size);
             let mut b = buf.clone();
-            bch.iter(|| {
-                restore(&mut b, &buf, 54);
-                black_box(run(black_box(&mut b)))
-            })
-        });
+            assert_eq!(run(&mut b), Verdict::Forward);
+            verify(&b[HEADROOM..], None);
+            assert_eq!(b[HEADROOM + ttl_at], 63);
+            bench_reset(&mut g, size, &buf, hdrs);
+            g.bench_with_input(BenchmarkId::new("lbkit", size), &size, |bch, _| {
+                let mut b = buf.clone();
+                bch.iter(|| {
+                    restore(&mut b, &buf, hdrs);
+                    black_box(run(black_box(&mut b)))
+                })
+            });
+        }
+        g.finish();
     }
-    g.finish();
 
-    let mut g = c.benchmark_group("rewrite/tun_v4_in_v4");
-    g.throughput(Throughput::Elements(1));
-    let tunnel = Tunnel { src: "10.0.0.254".parse().unwrap(), dst: RS4.into(), encap: Encap::Ipip, ident: 7 };
-    for size in [64usize, 1514] {
-        let frame = tcp_frame(false, size);
-        let buf = with_headroom(&frame);
-        let run = |b: &mut [u8], tunnel: &Tunnel| lbkit_tun(b, size, tunnel);
-        let mut b = buf.clone();
-        let (v, start) = run(&mut b, &tunnel);
-        assert_eq!(v, Verdict::Forward);
-        assert_eq!(start, HEADROOM - 20);
-        let out = &b[start..start + size + 20];
-        let p = etherparse::SlicedPacket::from_ethernet(out).unwrap();
-        let Some(etherparse::NetSlice::Ipv4(outer)) = p.net else { panic!("outer IPv4") };
-        assert_eq!(outer.header().protocol(), etherparse::IpNumber::IPV4);
-        assert_eq!(outer.header().header_checksum(), outer.header().to_header().calc_header_checksum());
-        let mut inner = out[..14].to_vec();
-        inner.extend_from_slice(&out[34..]);
-        verify(&inner, None);
-        bench_reset(&mut g, size, &buf, 54);
-        g.bench_with_input(BenchmarkId::new("lbkit", size), &size, |bch, _| {
+    for v6 in [false, true] {
+        let (name, hdrs, overhead, tunnel) = if v6 {
+            let t = Tunnel { src: "fd00::fe".parse().unwrap(), dst: RS6.into(), encap: Encap::Ipip, ident: 7 };
+            ("tun_v6_in_v6", 74, 40, t)
+        } else {
+            let t = Tunnel { src: "10.0.0.254".parse().unwrap(), dst: RS4.into(), encap: Encap::Ipip, ident: 7 };
+            ("tun_v4_in_v4", 54, 20, t)
+        };
+        let mut g = c.benchmark_group(format!("rewrite/{name}"));
+        g.throughput(Throughput::Elements(1));
+        // The smallest frame of each family: 64 bytes (IPv4 + TCP padded), 74 (IPv6 + TCP).
+        for size in [if v6 { 74usize } else { 64 }, 1514] {
+            let frame = tcp_frame(v6, size);
+            let buf = with_headroom(&frame);
+            let run = |b: &mut [u8], tunnel: &Tunnel| lbkit_tun(b, size, tunnel);
             let mut b = buf.clone();
-            bch.iter(|| {
-                restore(&mut b, &buf, 54);
-                black_box(run(black_box(&mut b), black_box(&tunnel)))
-            })
-        });
+            let (v, start) = run(&mut b, &tunnel);
+            assert_eq!(v, Verdict::Forward);
+            assert_eq!(start, HEADROOM - overhead);
+            let out = &b[start..start + size + overhead];
+            let p = etherparse::SlicedPacket::from_ethernet(out).unwrap();
+            match p.net {
+                Some(etherparse::NetSlice::Ipv4(outer)) if !v6 => {
+                    assert_eq!(outer.header().protocol(), etherparse::IpNumber::IPV4);
+                    assert_eq!(outer.header().header_checksum(), outer.header().to_header().calc_header_checksum());
+                }
+                Some(etherparse::NetSlice::Ipv6(outer)) if v6 => {
+                    assert_eq!(outer.header().next_header(), etherparse::IpNumber::IPV6);
+                    assert_eq!(usize::from(outer.header().payload_length()), size - 14);
+                }
+                _ => panic!("outer header of the tunnel's family"),
+            }
+            let mut inner = out[..14].to_vec();
+            inner.extend_from_slice(&out[14 + overhead..]);
+            verify(&inner, None);
+            bench_reset(&mut g, size, &buf, hdrs);
+            g.bench_with_input(BenchmarkId::new("lbkit", size), &size, |bch, _| {
+                let mut b = buf.clone();
+                bch.iter(|| {
+                    restore(&mut b, &buf, hdrs);
+                    black_box(run(black_box(&mut b), black_box(&tunnel)))
+                })
+            });
+        }
+        g.finish();
     }
-    g.finish();
 }
 
 /// Parsing alone: lbkit's typed views against etherparse's whole-packet slicing and its
