@@ -128,15 +128,8 @@ pub(crate) mod ipv6 {
     pub const MIN_MTU: u16 = 1280;
 }
 
-/// IANA protocol numbers used here.
-pub(crate) mod proto {
-    pub const ICMP: u8 = 1;
-    pub const IPIP: u8 = 4;
-    pub const TCP: u8 = 6;
-    pub const UDP: u8 = 17;
-    pub const IPV6: u8 = 41;
-    pub const ICMPV6: u8 = 58;
-}
+/// IANA protocol numbers: lb-sched's, the one definition.
+pub(crate) use lb_sched::proto;
 
 /// TCP ([RFC 9293]).
 ///

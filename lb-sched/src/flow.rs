@@ -3,18 +3,43 @@
 use core::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// IANA protocol numbers (the IPv4 protocol field, the IPv6 next header) that lbkit reads or
+/// writes: the one definition every crate uses.
+pub mod proto {
+    /// ICMP for IPv4.
+    pub const ICMP: u8 = 1;
+    /// IPv4 in IP (IPIP, RFC 2003): the outer protocol of an IPv4 tunnel.
+    pub const IPIP: u8 = 4;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// IPv6 encapsulation (RFC 2473): the outer protocol of an IPv6 tunnel.
+    pub const IPV6: u8 = 41;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
+}
+
+/// A folded multiply: the 128-bit product of `a` and `b`, its two halves XORed. The mixing step
+/// of lbkit's fixed-key flow hashes (Maglev's lookup hash, the connection table's buckets).
+#[inline]
+pub fn fold_mul(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
 /// A transport protocol lbkit understands, with its IANA protocol number as discriminant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Protocol {
     /// ICMP for IPv4 (1).
-    Icmp = 1,
+    Icmp = proto::ICMP,
     /// TCP (6).
-    Tcp = 6,
+    Tcp = proto::TCP,
     /// UDP (17).
-    Udp = 17,
+    Udp = proto::UDP,
     /// ICMPv6 (58).
-    Icmpv6 = 58,
+    Icmpv6 = proto::ICMPV6,
 }
 
 impl Protocol {
@@ -28,10 +53,10 @@ impl Protocol {
     #[inline]
     pub const fn from_number(n: u8) -> Option<Self> {
         match n {
-            1 => Some(Protocol::Icmp),
-            6 => Some(Protocol::Tcp),
-            17 => Some(Protocol::Udp),
-            58 => Some(Protocol::Icmpv6),
+            proto::ICMP => Some(Protocol::Icmp),
+            proto::TCP => Some(Protocol::Tcp),
+            proto::UDP => Some(Protocol::Udp),
+            proto::ICMPV6 => Some(Protocol::Icmpv6),
             _ => None,
         }
     }

@@ -37,6 +37,7 @@ pub mod hash;
 pub mod registry;
 mod sched;
 mod service;
+mod tcp_flags;
 mod time;
 
 pub mod dh;
@@ -54,7 +55,8 @@ pub mod wlc;
 pub mod wrr;
 
 pub use dest::{flags, DestConfig, DestId, Destination, ForwardMethod};
-pub use flow::{fold_addr, Flow, Protocol};
+pub use flow::{fold_addr, fold_mul, proto, Flow, Protocol};
+pub use tcp_flags::TcpFlags;
 pub use sched::{Change, RandomSource, SchedConfig, SchedError, SchedFlags, Scheduler, SplitMix64, ThreadRng};
 pub use service::{Service, ServiceReader, Snapshot, SnapshotGuard};
 pub use time::Timestamp;

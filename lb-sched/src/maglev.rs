@@ -23,7 +23,7 @@ use std::sync::Arc;
 use siphasher::sip::SipHasher13;
 
 use crate::hash::{addr16, is_prime};
-use crate::{Change, Destination, Flow, SchedConfig, SchedError, SchedFlags, Scheduler};
+use crate::{fold_mul, Change, Destination, Flow, SchedConfig, SchedError, SchedFlags, Scheduler};
 
 /// The default table size.
 pub const DEFAULT_TABLE_SIZE: u32 = 65537;
@@ -56,11 +56,6 @@ pub fn identity_hashes(addr: &std::net::IpAddr, port: u16) -> (u64, u64) {
     (h(ID_KEY1), h(ID_KEY2))
 }
 
-#[inline]
-fn fold_mul(a: u64, b: u64) -> u64 {
-    let r = u128::from(a) * u128::from(b);
-    (r as u64) ^ ((r >> 64) as u64)
-}
 
 const K0: u64 = 0x9E37_79B9_7F4A_7C15;
 const K1: u64 = 0xBF58_476D_1CE4_E5B9;
