@@ -92,7 +92,7 @@ fn counted(c: &Counters, o: &Outcome) -> u64 {
     match o {
         Outcome::Forwarded | Outcome::Fragmented(_) => c.forwarded,
         Outcome::ReplySkipped => c.replies_skipped,
-        Outcome::Dropped(why) => c.dropped.get(why).copied().unwrap_or(0),
+        Outcome::Dropped(why) => c.dropped.get(*why),
     }
 }
 

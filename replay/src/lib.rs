@@ -1,18 +1,32 @@
 //! # lb-replay: the lbkit pipeline, and the `replay` tool built on it
 //!
-//! * [`pipeline`]: the sans-IO data path — parse, service lookup, connection tracking,
-//!   scheduling, rewriting — one frame in, one [`pipeline::Outcome`] out. Embed it to build a
-//!   data plane: it owns no clock, socket or thread.
-//! * [`rules`]: services from `ipvsadm-save -n` rules; [`config`]: services from flags.
-//! * [`capture`]: pcap / pcapng in (every link type turned into Ethernet), pcap out.
-//! * [`run`]: the replay driver (workers, pacing, `--at` events) and [`report`] its result.
-//! * [`xdp`]: AF_XDP transmit, the only module with `unsafe` code (behind a safe API).
+//! Without default features this crate is the sans-IO data path and nothing else:
+//!
+//! * [`pipeline`]: parse, service lookup, connection tracking, scheduling, rewriting — one
+//!   frame in, one [`pipeline::Outcome`] out, every drop counted by a typed
+//!   [`pipeline::DropReason`]. Embed it to build a data plane: it owns no clock, socket or
+//!   thread (see `examples/embed.rs`).
+//! * [`config`]: services and backends as values (and from flags); [`rules`]: services from
+//!   `ipvsadm-save -n` rules.
+//!
+//! Feature `cli` (default) adds what the `replay` binary is made of:
+//!
+//! * `capture`: pcap / pcapng in (every link type turned into Ethernet), pcap out.
+//! * `run`: the replay driver (workers, pacing, `--at` events, progress bar) and `report` its
+//!   result as text or JSON.
+//!
+//! Feature `xdp` (default, Linux only) adds `xdp`: AF_XDP transmit, the only module with
+//! `unsafe` code (behind a safe API).
 #![deny(unsafe_code)]
 
+#[cfg(feature = "cli")]
 pub mod capture;
 pub mod config;
 pub mod pipeline;
+#[cfg(feature = "cli")]
 pub mod report;
 pub mod rules;
+#[cfg(feature = "cli")]
 pub mod run;
+#[cfg(all(feature = "xdp", target_os = "linux"))]
 pub mod xdp;

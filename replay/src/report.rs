@@ -259,7 +259,7 @@ impl Report {
                 fragmented: c.fragmented,
                 replies_skipped: c.replies_skipped,
                 icmp_sent: c.icmp_sent,
-                dropped: c.dropped.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                dropped: c.dropped.iter().map(|(k, v)| (k.name().to_string(), v)).collect(),
             },
             frames: Frames { emitted: res.frames_emitted, fragments: c.fragments },
             destinations,

@@ -9,7 +9,7 @@ use lb_rewrite::FrameBuf;
 use lb_sched::Timestamp;
 
 use crate::capture::{CapFrame, Capture};
-use crate::pipeline::{Action, Counters, Outcome, Pipeline, Worker};
+use crate::pipeline::{Action, Counters, DropReason, Outcome, OutputError, Pipeline, Worker};
 
 /// How fast to send.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -66,7 +66,7 @@ pub trait Output: Sync {
 pub trait Sink: Send {
     /// One frame emitted at capture time `ts_ns`; `Err(reason)` when the output cannot carry
     /// it (the packet is then counted as dropped for that reason).
-    fn send(&mut self, ts_ns: u64, frame: &[u8]) -> Result<(), &'static str>;
+    fn send(&mut self, ts_ns: u64, frame: &[u8]) -> Result<(), OutputError>;
     /// Hands queued frames on: called before the worker waits for the pacing, and at the end.
     fn flush(&mut self) {}
 }
@@ -75,7 +75,7 @@ pub trait Sink: Send {
 struct Shared<'a>(&'a dyn Output);
 
 impl Sink for Shared<'_> {
-    fn send(&mut self, ts_ns: u64, frame: &[u8]) -> Result<(), &'static str> {
+    fn send(&mut self, ts_ns: u64, frame: &[u8]) -> Result<(), OutputError> {
         self.0.send(ts_ns, frame);
         Ok(())
     }
@@ -224,7 +224,7 @@ pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec
                     let mut sent = 0u64;
                     let apply = |ev: &Event| {
                         if barrier.wait().is_leader() {
-                            let r = pipe.apply(&ev.action);
+                            let r = pipe.apply(&ev.action).map_err(|e| e.to_string());
                             applied.lock().unwrap_or_else(|e| e.into_inner()).push((ev.at, ev.text.clone(), r));
                         }
                         barrier.wait();
@@ -251,7 +251,7 @@ pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec
                             buf[HEADROOM..HEADROOM + n].copy_from_slice(&data[..n]);
                             let Some(mut fb) = FrameBuf::new(&mut buf, HEADROOM, n) else { continue };
                             let mut extra = 0u64;
-                            let mut refused: Option<&'static str> = None;
+                            let mut refused: Option<OutputError> = None;
                             let outcome =
                                 worker.process(Timestamp::from_nanos(ts), &mut fb, &mut |frame: &[u8]| match sink
                                     .send(ts, frame)
@@ -265,12 +265,12 @@ pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec
                                     Err(why) => {
                                         // The output cannot carry it: a drop with its own reason.
                                         worker.counters.forwarded -= 1;
-                                        *worker.counters.dropped.entry(why).or_default() += 1;
+                                        worker.counters.dropped.add(DropReason::Output(why));
                                     }
                                 }
                             }
                             if let Some(why) = refused {
-                                *worker.counters.output_refused.entry(why).or_default() += 1;
+                                worker.counters.output_refused[why.index()] += 1;
                             }
                             emitted.fetch_add(extra, Relaxed);
                             sent += 1;

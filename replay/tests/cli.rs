@@ -1,6 +1,8 @@
 //! The `replay` binary: the bundled sample in every mode, the JSON report's contract, and the
 //! clear errors the CLI promises.
 
+#![cfg(feature = "cli")]
+
 mod support;
 
 use std::process::Command;

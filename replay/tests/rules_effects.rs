@@ -1,6 +1,8 @@
 //! Every option the rules reader accepts changes what the director does: each test runs the
 //! same traffic with and without the option and shows the difference.
 
+#![cfg(feature = "cli")]
+
 mod support;
 
 use std::collections::HashMap;
@@ -187,5 +189,6 @@ fn threshold_options() {
 fn a_flow_with_no_service_is_dropped_with_its_reason() {
     let p = pipeline(&config(&format!("-A -t 192.0.2.10:80 -s rr\n{THREE}")));
     let r = process_all(&p, &capture(&[(1, tcp("198.51.100.7", 1, VIP, 443, SYN, b""))]));
-    assert_eq!(r[0].outcome, Outcome::Dropped("no_service"));
+    assert_eq!(r[0].outcome, Outcome::Dropped(lb_replay::pipeline::DropReason::NoService));
+    assert_eq!(lb_replay::pipeline::DropReason::NoService.name(), "no_service");
 }

@@ -1,6 +1,8 @@
 //! With a hash scheduler the frames a replay emits do not depend on the number of workers:
 //! `--workers 1` and `--workers 2` give the same frames (as a set), for sh, dh, mh and maglev.
 
+#![cfg(feature = "cli")]
+
 mod support;
 
 use std::sync::Mutex;

@@ -8,6 +8,8 @@
 //! Needs root, iproute2, dumpcap, tshark and python3; skipped (loudly) without them, and a
 //! skip fails under CI=true.
 
+#![cfg(all(feature = "cli", feature = "xdp", target_os = "linux"))]
+
 mod support;
 
 use std::collections::HashSet;

@@ -1,0 +1,351 @@
+//! The shared part of the pipeline: the service set (built from a [`PipelineConfig`], looked up
+//! per packet, changed by operator [`Action`]s), the connection table and the next hops.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
+use ahash::AHashMap;
+use lb_conntrack::{ConnTable, ServiceParams};
+use lb_rewrite::MacAddr;
+use lb_sched::{DestConfig, Destination, ForwardMethod, Protocol, SchedConfig, SchedError, Service, Timestamp};
+use parking_lot::Mutex;
+
+use crate::config::{Backend, Neighbours, ServiceSpec, Vip};
+
+/// Everything the pipeline is built from.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// Virtual services.
+    pub services: Vec<ServiceSpec>,
+    /// The forwarding method of backends that do not name one (`--mode`).
+    pub mode: Option<ForwardMethod>,
+    /// Connection-table configuration (IPVS's knobs).
+    pub conntrack: lb_conntrack::Config,
+    /// IP MTU of the egress link.
+    pub mtu: u16,
+    /// TUN outer source addresses (one per family at most).
+    pub tun_src: Vec<IpAddr>,
+    /// Static next hops (`--neigh`).
+    pub neigh: Neighbours,
+    /// The director's MAC; `None`: the MAC the capture's frames were sent to.
+    pub director_mac: Option<MacAddr>,
+    /// Backends that `--at add=` events will add (their MACs are resolved up front).
+    pub future_backends: Vec<Backend>,
+}
+
+/// A configuration the pipeline cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No service was given.
+    #[error("no virtual service: give --vip and --backend, or --rules")]
+    NoService,
+    /// A backend's next-hop MAC is known from nowhere.
+    #[error("backend {0}: no next-hop MAC (give mac= in --backend, or --neigh {0}=MAC)")]
+    NoNextHop(IpAddr),
+    /// Two services with the same (protocol, address, port).
+    #[error("service {0} is defined twice")]
+    DuplicateService(Vip),
+    /// A backend of another family than its service, not tunnelled.
+    #[error("backend {backend} is not of the family of service {vip} (only TUN may cross families)")]
+    FamilyMismatch {
+        /// The backend.
+        backend: IpAddr,
+        /// Its service.
+        vip: Vip,
+    },
+    /// A tunnel across families without an outer source address of the backend's family.
+    #[error(
+        "backend {backend} tunnels {} traffic across families: give --tun-src with an {} address",
+        family_name(*.service_v6),
+        family_name(.backend.is_ipv6())
+    )]
+    NoTunnelSource {
+        /// The backend.
+        backend: IpAddr,
+        /// Whether its service is IPv6.
+        service_v6: bool,
+    },
+    /// A backend forwarded by local delivery.
+    #[error("backend {0}: local delivery is not supported")]
+    LocalDelivery(IpAddr),
+    /// A backend without a forwarding method, and no `--mode`.
+    #[error("backend {0}: no forwarding method (give --mode nat|dr|tun)")]
+    NoForwardMethod(IpAddr),
+    /// The scheduler could not be built.
+    #[error(transparent)]
+    Scheduler(SchedError),
+    /// A destination could not be added to its service.
+    #[error("service {vip}: {error}")]
+    Destination {
+        /// The service.
+        vip: Vip,
+        /// Why.
+        error: SchedError,
+    },
+}
+
+fn family_name(v6: bool) -> &'static str {
+    if v6 {
+        "IPv6"
+    } else {
+        "IPv4"
+    }
+}
+
+/// An operator action at a point of the replay (`--at SECS:ACTION`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `drain=ADDR`: weight 0 (ipvsadm -e -w 0).
+    Drain(IpAddr),
+    /// `weight=ADDR:W`: an edit.
+    Weight(IpAddr, u32),
+    /// `remove=ADDR`: ipvsadm -d.
+    Remove(IpAddr),
+    /// `add=BACKEND-SPEC`: ipvsadm -a on every service of a usable family.
+    Add(Backend),
+}
+
+/// Why an [`Action`] could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApplyError {
+    /// The service refused the change.
+    #[error(transparent)]
+    Sched(#[from] SchedError),
+    /// The backend to add cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No backend of any service has that address.
+    #[error("{0:?} matched no backend of any service")]
+    NoMatch(Action),
+}
+
+/// A live virtual service.
+#[derive(Debug)]
+pub struct RtService {
+    /// What it takes.
+    pub vip: Vip,
+    /// Its destinations and scheduler.
+    pub svc: Service,
+    /// Conntrack parameters (persistence, one-packet, catch-all).
+    pub params: ServiceParams,
+    /// Whether any backend is forwarded by NAT (replies pass the director).
+    pub(crate) any_nat: AtomicBool,
+}
+
+/// The shared part of the pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub(crate) services: Vec<RtService>,
+    by_vip: AHashMap<(u8, IpAddr, u16), usize>,
+    /// The catch-all service of each family (IPv4, IPv6), if any.
+    pub(crate) any: [Option<usize>; 2],
+    /// The connection table.
+    pub table: ConnTable,
+    pub(crate) macs: AHashMap<IpAddr, MacAddr>,
+    pub(crate) gue: AHashMap<IpAddr, u16>,
+    pub(crate) mtu: u16,
+    pub(crate) tun_src: [Option<IpAddr>; 2],
+    pub(crate) director_mac: Option<MacAddr>,
+    mode: Option<ForwardMethod>,
+    removed: Mutex<Vec<(usize, Arc<Destination>)>>,
+}
+
+/// The index of an address's family: 0 for IPv4, 1 for IPv6.
+#[inline]
+pub(crate) fn fam(a: &IpAddr) -> usize {
+    usize::from(a.is_ipv6())
+}
+
+fn proto_key(p: Option<Protocol>) -> u8 {
+    p.map_or(0, |p| p.number())
+}
+
+impl Pipeline {
+    /// Builds the services, resolves every backend's next hop (`mac=`, then `neigh`, then
+    /// `resolve`, e.g. the kernel's neighbour table), and creates the connection table.
+    pub fn new(cfg: &PipelineConfig, resolve: &dyn Fn(IpAddr) -> Option<MacAddr>) -> Result<Pipeline, ConfigError> {
+        if cfg.services.is_empty() {
+            return Err(ConfigError::NoService);
+        }
+        let mut tun_src = [None, None];
+        for a in &cfg.tun_src {
+            tun_src[fam(a)] = Some(*a);
+        }
+        let mut p = Pipeline {
+            services: Vec::new(),
+            by_vip: AHashMap::new(),
+            any: [None, None],
+            table: ConnTable::new(cfg.conntrack.clone()),
+            macs: AHashMap::new(),
+            gue: AHashMap::new(),
+            mtu: cfg.mtu,
+            tun_src,
+            director_mac: cfg.director_mac,
+            mode: cfg.mode,
+            removed: Mutex::new(Vec::new()),
+        };
+        let all_backends = cfg.services.iter().flat_map(|s| &s.backends).chain(&cfg.future_backends);
+        for b in all_backends {
+            let mac = b.mac.or_else(|| cfg.neigh.get(&b.addr).copied()).or_else(|| resolve(b.addr));
+            let Some(m) = mac else { return Err(ConfigError::NoNextHop(b.addr)) };
+            p.macs.insert(b.addr, m);
+            if let Some(port) = b.gue_port {
+                p.gue.insert(b.addr, port);
+            }
+        }
+        for spec in &cfg.services {
+            let sched_cfg = SchedConfig { flags: spec.flags, ..SchedConfig::default() };
+            let svc = Service::new(&spec.sched, sched_cfg).map_err(ConfigError::Scheduler)?;
+            let idx = p.services.len();
+            let catch_all = matches!(spec.vip, Vip::Any { .. });
+            let rt = RtService {
+                vip: spec.vip,
+                svc,
+                params: ServiceParams { persistence: spec.persistence, one_packet: spec.one_packet, catch_all },
+                any_nat: AtomicBool::new(false),
+            };
+            p.services.push(rt);
+            for b in &spec.backends {
+                if p.usable(&spec.vip, b)? {
+                    p.add_backend(idx, b)?;
+                }
+            }
+            match spec.vip {
+                Vip::Addr { proto, addr } => {
+                    let k = (proto_key(proto), addr.ip(), addr.port());
+                    if p.by_vip.insert(k, idx).is_some() {
+                        return Err(ConfigError::DuplicateService(spec.vip));
+                    }
+                }
+                Vip::Any { v6 } => p.any[usize::from(v6)] = Some(idx),
+            }
+        }
+        Ok(p)
+    }
+
+    /// Whether backend `b` serves `vip` (its family, or any family for a tunnel), checking that a
+    /// tunnel across families has an outer source.
+    fn usable(&self, vip: &Vip, b: &Backend) -> Result<bool, ConfigError> {
+        let fwd = self.fwd_of(b)?;
+        let v6 = match vip {
+            Vip::Addr { addr, .. } => addr.is_ipv6(),
+            Vip::Any { v6 } => *v6,
+        };
+        if b.addr.is_ipv6() == v6 {
+            return Ok(true);
+        }
+        if fwd != ForwardMethod::Tunnel {
+            return match vip {
+                Vip::Addr { .. } => Err(ConfigError::FamilyMismatch { backend: b.addr, vip: *vip }),
+                Vip::Any { .. } => Ok(false),
+            };
+        }
+        if self.tun_src[fam(&b.addr)].is_none() {
+            return Err(ConfigError::NoTunnelSource { backend: b.addr, service_v6: v6 });
+        }
+        Ok(true)
+    }
+
+    fn fwd_of(&self, b: &Backend) -> Result<ForwardMethod, ConfigError> {
+        match b.fwd.or(self.mode) {
+            Some(ForwardMethod::Local) => Err(ConfigError::LocalDelivery(b.addr)),
+            Some(f) => Ok(f),
+            None => Err(ConfigError::NoForwardMethod(b.addr)),
+        }
+    }
+
+    /// The destination configuration of backend `b` in service `vip`: its port defaults to the
+    /// virtual port (0, the packet's, for a catch-all service), its method to `--mode`.
+    fn dest_config(&self, vip: &Vip, b: &Backend) -> Result<DestConfig, ConfigError> {
+        let port = b.port.unwrap_or(match vip {
+            Vip::Addr { addr, .. } => addr.port(),
+            Vip::Any { .. } => 0,
+        });
+        Ok(DestConfig {
+            addr: b.addr,
+            port,
+            weight: b.weight,
+            u_threshold: b.u_threshold,
+            l_threshold: b.l_threshold,
+            fwd: self.fwd_of(b)?,
+        })
+    }
+
+    fn add_backend(&self, idx: usize, b: &Backend) -> Result<Arc<Destination>, ConfigError> {
+        let rt = &self.services[idx];
+        let d = self.dest_config(&rt.vip, b)?;
+        if d.fwd == ForwardMethod::Masq {
+            rt.any_nat.store(true, Relaxed);
+        }
+        rt.svc.add(d).map_err(|error| ConfigError::Destination { vip: rt.vip, error })
+    }
+
+    /// The live services.
+    pub fn services(&self) -> &[RtService] {
+        &self.services
+    }
+
+    /// Destinations removed by events, with their service index (for the report).
+    pub fn removed(&self) -> Vec<(usize, Arc<Destination>)> {
+        self.removed.lock().clone()
+    }
+
+    /// Applies an operator action; returns what it did, for the report.
+    pub fn apply(&self, action: &Action) -> Result<String, ApplyError> {
+        let mut done = Vec::new();
+        for (i, rt) in self.services.iter().enumerate() {
+            let find = |a: IpAddr| rt.svc.destinations().into_iter().filter(move |d| d.addr() == a);
+            match action {
+                Action::Drain(a) | Action::Weight(a, _) => {
+                    let w = if let Action::Weight(_, w) = action { *w } else { 0 };
+                    for d in find(*a) {
+                        rt.svc.edit(DestConfig { weight: w, ..d.config() })?;
+                        done.push(format!("{} weight {} -> {w} in {}", d.addr(), d.last_weight(), rt.vip));
+                    }
+                }
+                Action::Remove(a) => {
+                    for d in find(*a) {
+                        let r = rt.svc.remove(d.addr(), d.port())?;
+                        self.removed.lock().push((i, r));
+                        done.push(format!("{} removed from {}", d.addr(), rt.vip));
+                    }
+                }
+                Action::Add(b) => {
+                    if !self.usable(&rt.vip, b)? {
+                        continue;
+                    }
+                    self.add_backend(i, b)?;
+                    done.push(format!("{} added to {} (weight {})", b.addr, rt.vip, b.weight));
+                }
+            }
+        }
+        if done.is_empty() {
+            return Err(ApplyError::NoMatch(action.clone()));
+        }
+        Ok(done.join("; "))
+    }
+
+    /// Expires idle connections (call it as time passes; the worker does every 1024 frames).
+    pub fn expire(&self, now: Timestamp) {
+        self.table.expire(now);
+    }
+
+    /// The service whose virtual address is (`proto`, `addr`, `port`): an exact match first,
+    /// then any protocol, then any port (fwmark-like port 0), then both.
+    #[inline]
+    pub(crate) fn lookup_vip(&self, proto: Protocol, addr: IpAddr, port: u16) -> Option<usize> {
+        if self.by_vip.is_empty() {
+            return None;
+        }
+        let p = proto.number();
+        for k in [(p, addr, port), (0, addr, port), (p, addr, 0), (0, addr, 0)] {
+            if let Some(&i) = self.by_vip.get(&k) {
+                return Some(i);
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,355 @@
+//! A worker: one thread's way through the [`Pipeline`], frame by frame, in call order: process
+//! (parse, classify), then request, reply or ICMP error, then the rewrite and its outcome.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+
+use lb_conntrack::{ConnInfo, InVerdict, NotScheduled, OutVerdict};
+use lb_rewrite::{
+    build_time_exceeded, build_too_big, dnat, dr, nat_icmp_in, nat_icmp_out, parse, snat, tun, Encap, FragmentSink,
+    FrameBuf, MacAddr, NextHop, Packet, ReplySource, RewriteError, Tunnel, Verdict,
+};
+use lb_sched::{Flow, ForwardMethod, Timestamp};
+
+use super::services::fam;
+use super::{Counters, DropReason, Outcome, Pipeline};
+
+/// A worker: processes frames through a shared [`Pipeline`], counting.
+#[derive(Debug)]
+pub struct Worker<'p> {
+    p: &'p Pipeline,
+    /// This worker's counters.
+    pub counters: Counters,
+    reply: Box<[u8]>,
+    since_expire: u32,
+    /// Whether [`Worker::process`] runs the connection table's expiry itself (every 1024
+    /// frames, at the frame's time). A driver with several workers turns it off and expires at
+    /// the time all workers have reached, so no worker's clock expires another's connections
+    /// early.
+    pub auto_expire: bool,
+}
+
+/// Which way a packet of a service travels.
+enum Class {
+    /// Client → virtual service.
+    Request(usize),
+    /// Real server (or virtual service) → client.
+    Reply(usize),
+}
+
+/// The caller's sink, counting the fragments a rewrite hands it.
+struct CountingSink<'s> {
+    sink: &'s mut dyn FnMut(&[u8]),
+    fragments: u64,
+}
+
+impl FragmentSink for CountingSink<'_> {
+    #[inline]
+    fn fragment(&mut self, frame: &[u8]) {
+        self.fragments += 1;
+        (self.sink)(frame)
+    }
+}
+
+/// The outer IPv4 identification of a tunnelled packet: a hash of the inner packet's first
+/// header bytes, so the bytes a replay emits do not depend on how flows were spread over workers.
+fn tunnel_ident(frame: &[u8], pkt: &Packet) -> u16 {
+    let end = pkt.ip_end().min(pkt.l3() + 48).min(frame.len());
+    let mut h: u32 = 0x811c_9dc5;
+    for b in frame.get(pkt.l3()..end).unwrap_or_default() {
+        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+    }
+    (h ^ (h >> 16)) as u16
+}
+
+fn mac_at(frame: &[u8], at: usize) -> MacAddr {
+    let mut m = [0u8; 6];
+    if let Some(s) = frame.get(at..at + 6) {
+        m.copy_from_slice(s);
+    }
+    MacAddr(m)
+}
+
+impl<'p> Worker<'p> {
+    /// A worker on `p`.
+    pub fn new(p: &'p Pipeline) -> Self {
+        Worker {
+            p,
+            counters: Counters::default(),
+            reply: vec![0u8; 2048].into_boxed_slice(),
+            since_expire: 0,
+            auto_expire: true,
+        }
+    }
+
+    /// Counts a drop and returns its outcome.
+    #[inline]
+    fn count_drop(&mut self, why: DropReason) -> Outcome {
+        self.counters.dropped.add(why);
+        Outcome::Dropped(why)
+    }
+
+    /// Processes one frame at time `now`. On [`Outcome::Forwarded`] the caller sends
+    /// `buf.frame()`; fragments and ICMP replies go to `sink` during the call.
+    pub fn process(&mut self, now: Timestamp, buf: &mut FrameBuf<'_>, sink: &mut dyn FnMut(&[u8])) -> Outcome {
+        self.counters.read += 1;
+        self.since_expire += 1;
+        if self.auto_expire && self.since_expire >= 1024 {
+            self.since_expire = 0;
+            self.p.table.expire(now);
+        }
+        let pkt = match parse(buf.frame()) {
+            Ok(p) => p,
+            Err(e) => return self.count_drop(e.into()),
+        };
+        if pkt.is_icmp_error() {
+            return self.icmp_error(now, buf, &pkt, sink);
+        }
+        let flow = pkt.flow();
+        if !flow.proto.has_ports() {
+            return self.count_drop(DropReason::IcmpNotError);
+        }
+        match self.classify(now, &flow) {
+            Some(Class::Request(si)) => self.request(now, si, buf, &pkt, sink),
+            Some(Class::Reply(si)) => self.reply(now, si, buf, &pkt, sink),
+            None => {
+                let fam_has_any = self.p.any[usize::from(flow.is_ipv6())].is_some();
+                let other_any = self.p.any[usize::from(!flow.is_ipv6())].is_some();
+                self.count_drop(if !fam_has_any && other_any {
+                    DropReason::NoBackendForFamily
+                } else {
+                    DropReason::NoService
+                })
+            }
+        }
+    }
+
+    fn classify(&self, now: Timestamp, flow: &Flow) -> Option<Class> {
+        let p = self.p;
+        if let Some(i) = p.lookup_vip(flow.proto, flow.dst, flow.dst_port) {
+            return Some(Class::Request(i));
+        }
+        if let Some(i) = p.lookup_vip(flow.proto, flow.src, flow.src_port) {
+            return Some(Class::Reply(i));
+        }
+        let i = p.any[usize::from(flow.is_ipv6())]?;
+        // A catch-all service tells replies from requests by the connection they belong to.
+        if p.table.lookup_in(now, &flow.reversed()).is_some() {
+            Some(Class::Reply(i))
+        } else {
+            Some(Class::Request(i))
+        }
+    }
+
+    fn request(
+        &mut self,
+        now: Timestamp,
+        si: usize,
+        buf: &mut FrameBuf<'_>,
+        pkt: &Packet,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Outcome {
+        let rt = &self.p.services[si];
+        let v = self.p.table.input(now, &pkt.flow(), pkt.tcp_flags().0, &rt.svc, &rt.params);
+        match v {
+            InVerdict::Forward(c) | InVerdict::OnePacket(c) => self.forward(si, &c, buf, pkt, false, sink),
+            InVerdict::NotScheduled(NotScheduled::Rst) => self.count_drop(DropReason::RstWithoutConnection),
+            InVerdict::NotScheduled(NotScheduled::NotSyn) => self.count_drop(DropReason::NotSynWithoutConnection),
+            InVerdict::NotScheduled(NotScheduled::Unsupported) => self.count_drop(DropReason::UnsupportedFlow),
+            InVerdict::NoDestination => self.count_drop(DropReason::NoDestination),
+            InVerdict::DestUnavailable(_) => self.count_drop(DropReason::DestinationRemoved),
+            InVerdict::Refused => self.count_drop(DropReason::ConntrackFull),
+        }
+    }
+
+    fn reply(
+        &mut self,
+        now: Timestamp,
+        si: usize,
+        buf: &mut FrameBuf<'_>,
+        pkt: &Packet,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Outcome {
+        let flow = pkt.flow();
+        let rt = &self.p.services[si];
+        if !rt.any_nat.load(Relaxed) {
+            self.counters.replies_skipped += 1;
+            return Outcome::ReplySkipped;
+        }
+        let Some(c) = self.p.table.lookup_in(now, &flow.reversed()) else {
+            return self.count_drop(DropReason::ReplyWithoutConnection);
+        };
+        if c.fwd != ForwardMethod::Masq {
+            self.counters.replies_skipped += 1;
+            return Outcome::ReplySkipped;
+        }
+        // The reply as its real server sent it (from the real server's address and port) goes
+        // through the OUTPUT side of its connection's state machine. The capture says which
+        // connection it is (the virtual address the client saw), so it is taken by that key:
+        // the real server's tuple alone may be shared by two connections of one client port.
+        let c = match self.p.table.output_in(now, &flow.reversed(), pkt.tcp_flags().0) {
+            OutVerdict::Forward(c) => c,
+            OutVerdict::NoConnection => return self.count_drop(DropReason::ReplyWithoutConnection),
+        };
+        let hop = self.hop_to_client(buf.frame());
+        let vs = SocketAddr::new(c.vaddr, c.vport);
+        let out = self.rewrite(buf, pkt, sink, |buf, frags| snat(buf, pkt, &hop, vs, frags));
+        if matches!(out, Outcome::Forwarded | Outcome::Fragmented(_)) {
+            let len = if let Outcome::Forwarded = out { buf.len() as u64 } else { 0 };
+            let d = self.counters.dest(si, c.dest);
+            d.packets_out += 1;
+            d.bytes_out += len;
+        }
+        out
+    }
+
+    fn icmp_error(
+        &mut self,
+        now: Timestamp,
+        buf: &mut FrameBuf<'_>,
+        pkt: &Packet,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Outcome {
+        let Some(q) = pkt.quote(buf.frame()).map(|q| *q.flow()) else {
+            return self.count_drop(DropReason::IcmpWithoutConnection);
+        };
+        let service_of = |c: &ConnInfo, p: &Pipeline| {
+            p.lookup_vip(c.proto, c.vaddr, c.vport).or(p.any[usize::from(c.vaddr.is_ipv6())])
+        };
+        // About a reply the client received (quoted: virtual service -> client): from the client
+        // side, toward the real server.
+        if let Some(c) = self.p.table.lookup_in(now, &q.reversed()) {
+            let Some(si) = service_of(&c, self.p) else {
+                return self.count_drop(DropReason::IcmpWithoutConnection);
+            };
+            return self.forward(si, &c, buf, pkt, true, sink);
+        }
+        // About a request (quoted: client -> virtual service), travelling to the client: the
+        // reply direction.
+        if let Some(c) = self.p.table.lookup_in(now, &q) {
+            if c.fwd != ForwardMethod::Masq {
+                self.counters.replies_skipped += 1;
+                return Outcome::ReplySkipped;
+            }
+            let hop = self.hop_to_client(buf.frame());
+            let vs = SocketAddr::new(c.vaddr, c.vport);
+            return self.rewrite(buf, pkt, sink, |buf, frags| nat_icmp_out(buf, pkt, &hop, vs, frags));
+        }
+        self.count_drop(DropReason::IcmpWithoutConnection)
+    }
+
+    /// Rewrites a request (or an ICMP error from the client side) toward the connection's
+    /// real server.
+    fn forward(
+        &mut self,
+        si: usize,
+        c: &ConnInfo,
+        buf: &mut FrameBuf<'_>,
+        pkt: &Packet,
+        icmp: bool,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Outcome {
+        let Some(hop) = self.hop_to_server(buf.frame(), c) else {
+            return self.count_drop(DropReason::NoNextHop);
+        };
+        let rs = SocketAddr::new(c.daddr, c.dport);
+        let out = match c.fwd {
+            ForwardMethod::Masq if icmp => {
+                self.rewrite(buf, pkt, sink, |buf, frags| nat_icmp_in(buf, pkt, &hop, rs, frags))
+            }
+            ForwardMethod::Masq => self.rewrite(buf, pkt, sink, |buf, frags| dnat(buf, pkt, &hop, rs, frags)),
+            ForwardMethod::DirectRoute => self.rewrite(buf, pkt, sink, |buf, frags| dr(buf, pkt, &hop, frags)),
+            ForwardMethod::Tunnel => {
+                let src = self.p.tun_src[fam(&c.daddr)].unwrap_or(c.vaddr);
+                let encap = self.p.gue.get(&c.daddr).map_or(Encap::Ipip, |&port| Encap::Gue { port });
+                let t = Tunnel { src, dst: c.daddr, encap, ident: tunnel_ident(buf.frame(), pkt) };
+                self.rewrite(buf, pkt, sink, |buf, frags| tun(buf, pkt, &hop, &t, frags))
+            }
+            ForwardMethod::Local => return self.count_drop(DropReason::LocalNode),
+        };
+        let d = self.counters.dest(si, c.dest);
+        d.connections += u64::from(c.created);
+        if matches!(out, Outcome::Forwarded | Outcome::Fragmented(_)) {
+            d.packets_in += 1;
+            d.bytes_in += if let Outcome::Forwarded = out { buf.len() as u64 } else { 0 };
+        }
+        out
+    }
+
+    /// The director's MAC: given, or where the client's frames were sent (their destination
+    /// MAC) and where the capture's replies came from (their source MAC).
+    fn director_mac(&self, frame: &[u8], request: bool) -> MacAddr {
+        self.p.director_mac.unwrap_or_else(|| mac_at(frame, if request { 0 } else { 6 }))
+    }
+
+    /// Toward a connection's real server: its resolved MAC.
+    fn hop_to_server(&self, frame: &[u8], c: &ConnInfo) -> Option<NextHop> {
+        let dst_mac = *self.p.macs.get(&c.daddr)?;
+        Some(NextHop { src_mac: self.director_mac(frame, true), dst_mac, mtu: self.p.mtu })
+    }
+
+    /// Toward the client (NAT replies, ICMP errors about requests): the frame's own
+    /// destination MAC is the client's next hop.
+    fn hop_to_client(&self, frame: &[u8]) -> NextHop {
+        NextHop { src_mac: self.director_mac(frame, false), dst_mac: mac_at(frame, 0), mtu: self.p.mtu }
+    }
+
+    /// Runs one rewrite with a sink that counts its fragments, and turns its result into an
+    /// outcome.
+    #[inline]
+    fn rewrite(
+        &mut self,
+        buf: &mut FrameBuf<'_>,
+        pkt: &Packet,
+        sink: &mut dyn FnMut(&[u8]),
+        op: impl FnOnce(&mut FrameBuf<'_>, &mut dyn FragmentSink) -> Result<Verdict, RewriteError>,
+    ) -> Outcome {
+        let mut counting = CountingSink { sink, fragments: 0 };
+        let r = op(buf, &mut counting);
+        let CountingSink { sink, fragments } = counting;
+        self.finish(r, buf, pkt, fragments, sink)
+    }
+
+    /// Turns a rewriter's result into an outcome, building the ICMP reply the kernel would.
+    fn finish(
+        &mut self,
+        r: Result<Verdict, RewriteError>,
+        buf: &mut FrameBuf<'_>,
+        pkt: &Packet,
+        frags: u64,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Outcome {
+        match r {
+            Ok(Verdict::Forward) => {
+                self.counters.forwarded += 1;
+                Outcome::Forwarded
+            }
+            Ok(Verdict::Fragmented { count }) => {
+                self.counters.forwarded += 1;
+                self.counters.fragmented += 1;
+                self.counters.fragments += frags;
+                Outcome::Fragmented(count)
+            }
+            Ok(v @ (Verdict::TimeExceeded | Verdict::TooBig { .. })) => {
+                let from = ReplySource {
+                    addr: pkt.flow().dst,
+                    mac: self.director_mac(buf.frame(), true),
+                    ident: tunnel_ident(buf.frame(), pkt),
+                };
+                let (built, why) = match v {
+                    Verdict::TooBig { mtu } => {
+                        (build_too_big(buf.frame(), pkt, mtu, &from, &mut self.reply), DropReason::TooBig)
+                    }
+                    _ => (build_time_exceeded(buf.frame(), pkt, &from, &mut self.reply), DropReason::TtlExceeded),
+                };
+                // No ICMP error about an ICMP error.
+                if let (Ok(n), false) = (built, pkt.is_icmp_error()) {
+                    sink(&self.reply[..n]);
+                    self.counters.icmp_sent += 1;
+                }
+                self.count_drop(why)
+            }
+            Err(e) => self.count_drop(e.into()),
+        }
+    }
+}
