@@ -1,4 +1,5 @@
-//! Every real capture in `../shared/testdata/pcaps` through `parse` and every mode: no panic,
+//! Every real capture (the repository's `testdata/`, and `../shared/testdata/pcaps` when it is
+//! there) through `parse` and every mode: no panic,
 //! every frame accounted for (a verdict or a typed error), and on every forwarded frame the
 //! checksum rule checked by etherparse against the input (the captures hold real packets with
 //! bad checksums: they must stay exactly as bad).
@@ -294,12 +295,8 @@ fn run_file(name: &str, data: &[u8]) -> Tally {
     t
 }
 
-#[test]
-fn every_capture_through_every_mode() {
-    let Some(dir) = pcap_dir() else { return };
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    assert!(files.len() >= 10, "expected the shared captures in {}", dir.display());
+/// Runs every file, checking what holds for any capture; returns the totals by file name.
+fn run_files(files: Vec<PathBuf>) -> BTreeMap<String, Tally> {
     let mut totals = BTreeMap::new();
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -315,20 +312,53 @@ fn every_capture_through_every_mode() {
         assert_eq!(t.bad_in, t.bad_out, "{name}: bad checksums stay bad, good ones stay good");
         totals.insert(name, t);
     }
+    totals
+}
+
+/// The capture files of a directory, sorted.
+fn files_of(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_bundled_capture_through_every_mode() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata");
+    let files = files_of(&dir);
+    assert!(files.len() >= 9, "expected the repository's captures in {}", dir.display());
+    let totals = run_files(files);
     // Facts about the data (testdata/README.md) the run must reproduce.
     let http = &totals["dpkt-http.pcap"];
     assert_eq!(http.parse_ok, http.frames, "dpkt-http: every frame is Ethernet/IPv4/TCP or UDP");
+    let vlan = &totals["dpkt-http-vlan.pcap"];
+    assert_eq!((vlan.frames, vlan.parse_ok), (http.frames, http.frames), "the tagged copy parses as its original");
+    assert_eq!(vlan.outcomes, http.outcomes, "and is rewritten the same way");
     let trunc = &totals["dpkt-truncated_dns.pcap"];
     assert!(trunc.outcomes.keys().any(|k| k.starts_with("parse:truncated")), "{:?}", trunc.outcomes);
-    let reddit = &totals["reddit.pcap"];
-    assert!(reddit.parse_ok * 100 >= reddit.frames * 99, "reddit: IPv6 TCP parses");
-    // README: 1,157 reddit packets have bad checksums on input; each NAT / DR mode keeps them.
-    assert_eq!(reddit.bad_in, 3 * 1157, "reddit: bad checksums found by the oracle, per mode");
-    // README: 7 in WebattackSQLinj, 11 in KakaoTalk_chat.
+    // README: 7 packets with bad checksums in WebattackSQLinj; each NAT / DR mode keeps them.
     assert_eq!(totals["WebattackSQLinj.pcap"].bad_in, 3 * 7);
-    assert_eq!(totals["KakaoTalk_chat.pcap"].bad_in, 3 * 11);
     // PPPoE sessions (ethertype 0x8864) are not for a layer-4 director.
     assert_eq!(totals["dpkt-nb6-http.pcap"].outcomes.get("parse:unsupported_ethertype"), Some(&52));
     let tunnels = &totals["6in4tunnel.pcap"];
     assert!(tunnels.outcomes.contains_key("parse:unsupported_protocol"), "6in4 frames are tunnels");
+}
+
+#[test]
+fn every_shared_capture_through_every_mode() {
+    let Some(dir) = pcap_dir() else { return };
+    let files = files_of(&dir);
+    assert!(files.len() >= 10, "expected the shared captures in {}", dir.display());
+    let totals = run_files(files);
+    // Facts about the data (../shared/testdata/README.md) the run must reproduce.
+    let reddit = &totals["reddit.pcap"];
+    assert!(reddit.parse_ok * 100 >= reddit.frames * 99, "reddit: IPv6 TCP parses");
+    // README: 1,157 reddit packets have bad checksums on input; each NAT / DR mode keeps them.
+    assert_eq!(reddit.bad_in, 3 * 1157, "reddit: bad checksums found by the oracle, per mode");
+    // README: 11 in KakaoTalk_chat.
+    assert_eq!(totals["KakaoTalk_chat.pcap"].bad_in, 3 * 11);
 }

@@ -1,7 +1,8 @@
-//! Every capture of ../shared/testdata/pcaps through the pipeline in every mode, judged by
-//! tshark (no checksum valid on input is bad on output) and by etherparse: what each mode may
-//! change, that every packet of a connection goes to one destination, and the report's
-//! invariants. Skipped (loudly) without the shared data or tshark; under CI=true a skip fails.
+//! Every real capture through the pipeline in every mode, judged by tshark (no checksum valid
+//! on input is bad on output) and by etherparse: what each mode may change, that every packet of
+//! a connection goes to one destination, and the report's invariants. The repository's own
+//! `testdata/` always runs; the larger captures of ../shared/testdata/pcaps are an extra.
+//! Skipped (loudly) without tshark or the shared data; under CI=true a skip fails.
 
 #![cfg(feature = "cli")]
 
@@ -82,9 +83,8 @@ fn flow_key(frame: &[u8]) -> Option<(IpAddr, u16, IpAddr, u16, u8, bool)> {
     }
 }
 
-fn check_capture(name: &str, mode: ForwardMethod) {
-    let dir = shared_pcaps().unwrap();
-    let path = dir.join(name);
+fn check_capture(path: &std::path::Path, mode: ForwardMethod) {
+    let name = path.file_name().unwrap().to_string_lossy();
     let cap = Capture::open(&path).unwrap();
     let pipe = pipeline(&config(mode, "wlc"));
     let (done, counters) = process_counted(&pipe, &cap);
@@ -212,51 +212,68 @@ fn check_capture(name: &str, mode: ForwardMethod) {
     );
 }
 
-const CAPTURES: [&str; 11] = [
+/// The repository's own captures (testdata/README.md).
+const BUNDLED: [&str; 9] = [
     "dpkt-http.pcap",
+    "dpkt-http-vlan.pcap",
     "dpkt-nb6-http.pcap",
     "dpkt-truncated_dns.pcap",
     "gopacket-test_ethernet.pcap",
     "443-curl.pcap",
-    "teams.pcap",
-    "reddit.pcap",
     "WebattackSQLinj.pcap",
-    "KakaoTalk_chat.pcap",
     "6in4tunnel.pcap",
     "4in6tunnel.pcap",
 ];
 
-fn ready() -> bool {
-    available("../shared/testdata/pcaps", shared_pcaps().is_some()) && available("tshark", have_tshark())
+/// The larger shared captures that the repository does not carry.
+const SHARED_ONLY: [&str; 3] = ["teams.pcap", "reddit.pcap", "KakaoTalk_chat.pcap"];
+
+fn check_bundled(mode: ForwardMethod) {
+    if available("tshark", have_tshark()) {
+        BUNDLED.iter().for_each(|c| check_capture(&bundled_pcap(c), mode));
+    }
 }
 
-#[test]
-fn every_capture_in_dr() {
-    if ready() {
-        CAPTURES.iter().for_each(|c| check_capture(c, ForwardMethod::DirectRoute));
+fn check_shared(mode: ForwardMethod) {
+    if available("../shared/testdata/pcaps", shared_pcaps().is_some()) && available("tshark", have_tshark()) {
+        let dir = shared_pcaps().unwrap();
+        SHARED_ONLY.iter().for_each(|c| check_capture(&dir.join(c), mode));
     }
 }
 
 #[test]
-fn every_capture_in_nat() {
-    if ready() {
-        CAPTURES.iter().for_each(|c| check_capture(c, ForwardMethod::Masq));
-    }
+fn every_bundled_capture_in_dr() {
+    check_bundled(ForwardMethod::DirectRoute);
 }
 
 #[test]
-fn every_capture_in_tun() {
-    if ready() {
-        CAPTURES.iter().for_each(|c| check_capture(c, ForwardMethod::Tunnel));
-    }
+fn every_bundled_capture_in_nat() {
+    check_bundled(ForwardMethod::Masq);
+}
+
+#[test]
+fn every_bundled_capture_in_tun() {
+    check_bundled(ForwardMethod::Tunnel);
+}
+
+#[test]
+fn the_shared_captures_in_dr() {
+    check_shared(ForwardMethod::DirectRoute);
+}
+
+#[test]
+fn the_shared_captures_in_nat() {
+    check_shared(ForwardMethod::Masq);
+}
+
+#[test]
+fn the_shared_captures_in_tun() {
+    check_shared(ForwardMethod::Tunnel);
 }
 
 #[test]
 fn a_damaged_capture_says_where_it_ended() {
-    if !available("../shared/testdata/pcaps", shared_pcaps().is_some()) {
-        return;
-    }
-    let cap = Capture::open(&shared_pcaps().unwrap().join("dpkt-truncated_dns.pcap")).unwrap();
+    let cap = Capture::open(&bundled_pcap("dpkt-truncated_dns.pcap")).unwrap();
     let pipe = pipeline(&config(ForwardMethod::DirectRoute, "rr"));
     let (done, c) = process_counted(&pipe, &cap);
     assert_eq!(done.len(), cap.frames.len());
@@ -266,4 +283,31 @@ fn a_damaged_capture_says_where_it_ended() {
     let named = c.dropped.iter().any(|(k, _)| k.name().starts_with("truncated"));
     assert!(cap.truncated.is_some() || named, "{:?} {:?}", cap.truncated, c.dropped);
     let _ = done.iter().filter(|d| d.outcome == Outcome::Forwarded).count();
+}
+
+/// The VLAN capture is dpkt-http.pcap with an 802.1Q tag in every frame
+/// (scripts/make_vlan_capture.py): the director decides the same for each frame, and each
+/// output is the untagged one's with the tag kept in place.
+#[test]
+fn a_vlan_tagged_capture_is_directed_as_its_untagged_original() {
+    for mode in [ForwardMethod::DirectRoute, ForwardMethod::Masq, ForwardMethod::Tunnel] {
+        let plain = Capture::open(&bundled_pcap("dpkt-http.pcap")).unwrap();
+        let tagged = Capture::open(&bundled_pcap("dpkt-http-vlan.pcap")).unwrap();
+        let (a, ca) = process_counted(&pipeline(&config(mode, "rr")), &plain);
+        let (b, cb) = process_counted(&pipeline(&config(mode, "rr")), &tagged);
+        assert_eq!(a.len(), b.len());
+        assert!(ca.forwarded > 0, "{mode:?}: dpkt-http has traffic to forward");
+        assert_eq!(
+            (ca.forwarded, ca.replies_skipped, ca.dropped_total()),
+            (cb.forwarded, cb.replies_skipped, cb.dropped_total())
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.outcome, y.outcome, "{mode:?} frame {}", x.index + 1);
+            let (Some(xo), Some(yo)) = (&x.output, &y.output) else { continue };
+            // TUN and NAT keep the L2 header shape; the tag sits after the MACs.
+            assert_eq!(&yo[12..14], &[0x81, 0x00], "{mode:?} frame {}: tag kept", x.index + 1);
+            let untagged: Vec<u8> = yo[..12].iter().chain(&yo[16..]).copied().collect();
+            assert_eq!(&untagged, xo, "{mode:?} frame {}", x.index + 1);
+        }
+    }
 }

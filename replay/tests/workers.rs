@@ -98,12 +98,19 @@ fn synthetic_capture_same_frames_on_one_and_two_workers() {
 }
 
 #[test]
+fn bundled_captures_same_frames_on_one_and_two_workers() {
+    for name in ["443-curl.pcap", "dpkt-http.pcap", "dpkt-http-vlan.pcap", "dpkt-nb6-http.pcap"] {
+        same_frames(&Capture::open(&bundled_pcap(name)).unwrap(), name);
+    }
+}
+
+#[test]
 fn shared_captures_same_frames_on_one_and_two_workers() {
     let Some(dir) = shared_pcaps() else {
         available("../shared/testdata/pcaps", false);
         return;
     };
-    for name in ["teams.pcap", "443-curl.pcap", "dpkt-http.pcap"] {
+    for name in ["teams.pcap", "KakaoTalk_chat.pcap"] {
         same_frames(&Capture::open(&dir.join(name)).unwrap(), name);
     }
 }

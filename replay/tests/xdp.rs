@@ -246,12 +246,8 @@ fn a_real_kernel_answers_every_valid_replayed_syn() {
     if !ready() {
         return;
     }
-    let Some(dir) = shared_pcaps() else {
-        available("../shared/testdata/pcaps", false);
-        return;
-    };
     for name in ["dpkt-http.pcap", "gopacket-test_ethernet.pcap", "WebattackSQLinj.pcap"] {
-        let input = dir.join(name);
+        let input = bundled_pcap(name);
         let syns = valid_syns(&input);
         assert!(!syns.is_empty(), "{name}: no valid SYN");
         let mut servers: Vec<String> = syns.iter().map(|s| s.2.clone()).collect();

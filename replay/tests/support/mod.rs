@@ -134,6 +134,11 @@ pub fn pipeline(cfg: &PipelineConfig) -> Pipeline {
     Pipeline::new(cfg, &|_| None).unwrap()
 }
 
+/// A capture of the repository's own `testdata/`.
+pub fn bundled_pcap(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata").join(name)
+}
+
 /// The shared test data directory (`../shared/testdata` from the repository root), if there.
 pub fn shared_pcaps() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/pcaps");
