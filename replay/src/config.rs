@@ -99,15 +99,80 @@ impl ServiceSpec {
     }
 }
 
+/// A MAC address, address, backend spec or forwarding mode that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// Not six bytes.
+    #[error("{0:?} is not a MAC address (want six hex bytes like 02:00:00:00:00:01)")]
+    MacLength(String),
+    /// A byte that is not hex.
+    #[error("{text:?} is not a MAC address: {byte:?} is not a hex byte")]
+    MacByte {
+        /// The whole text.
+        text: String,
+        /// The bad byte.
+        byte: String,
+    },
+    /// Neither an address nor an address and port.
+    #[error("{0:?} is not an address or address:port (IPv6 as [2001:db8::1]:80)")]
+    Address(String),
+    /// Not a forwarding method.
+    #[error("unknown forwarding mode {0:?} (nat, dr or tun)")]
+    Mode(String),
+    /// A backend option without `=`.
+    #[error("backend {spec:?}: {item:?} is not KEY=VALUE")]
+    NotKeyValue {
+        /// The backend spec.
+        spec: String,
+        /// The option.
+        item: String,
+    },
+    /// A backend option whose value is not a number.
+    #[error("backend {spec:?}: {key}={value:?} is not a number")]
+    NotNumber {
+        /// The backend spec.
+        spec: String,
+        /// The option.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+    /// `gue=` with a value that is not a port.
+    #[error("backend {spec:?}: gue={value:?} is not a UDP port")]
+    NotPort {
+        /// The backend spec.
+        spec: String,
+        /// The value.
+        value: String,
+    },
+    /// An unknown backend option.
+    #[error("backend {spec:?}: unknown option {key:?} (known: weight, mac, x, y, fwd, gue)")]
+    UnknownOption {
+        /// The backend spec.
+        spec: String,
+        /// The option.
+        key: String,
+    },
+    /// A backend option whose value is a bad MAC or mode.
+    #[error("backend {spec:?}: {error}")]
+    InBackend {
+        /// The backend spec.
+        spec: String,
+        /// What is wrong with the value.
+        error: Box<SpecError>,
+    },
+}
+
 /// Parses `AA:BB:CC:DD:EE:FF` (or with `-`).
-pub fn parse_mac(s: &str) -> Result<MacAddr, String> {
+pub fn parse_mac(s: &str) -> Result<MacAddr, SpecError> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
     if parts.len() != 6 {
-        return Err(format!("{s:?} is not a MAC address (want six hex bytes like 02:00:00:00:00:01)"));
+        return Err(SpecError::MacLength(s.to_string()));
     }
     let mut m = [0u8; 6];
     for (b, p) in m.iter_mut().zip(parts) {
-        *b = u8::from_str_radix(p, 16).map_err(|_| format!("{s:?} is not a MAC address: {p:?} is not a hex byte"))?;
+        *b = u8::from_str_radix(p, 16).map_err(|_| SpecError::MacByte { text: s.to_string(), byte: p.to_string() })?;
     }
     Ok(MacAddr(m))
 }
@@ -119,48 +184,56 @@ pub fn fmt_mac(m: &MacAddr) -> String {
 }
 
 /// Parses `ADDR` or `ADDR:PORT` (IPv6 as `[ADDR]:PORT` or a bare address).
-pub fn parse_addr_port(s: &str) -> Result<(IpAddr, Option<u16>), String> {
+pub fn parse_addr_port(s: &str) -> Result<(IpAddr, Option<u16>), SpecError> {
     if let Ok(sa) = SocketAddr::from_str(s) {
         return Ok((sa.ip(), Some(sa.port())));
     }
     if let Ok(ip) = IpAddr::from_str(s.trim_start_matches('[').trim_end_matches(']')) {
         return Ok((ip, None));
     }
-    Err(format!("{s:?} is not an address or address:port (IPv6 as [2001:db8::1]:80)"))
+    Err(SpecError::Address(s.to_string()))
 }
 
 /// Parses a `--backend ADDR[:PORT][,weight=W][,mac=MAC]` spec (also `fwd=nat|dr|tun`,
 /// `x=UPPER`, `y=LOWER`, `gue=PORT`).
-pub fn parse_backend(s: &str) -> Result<Backend, String> {
+pub fn parse_backend(s: &str) -> Result<Backend, SpecError> {
     let mut parts = s.split(',');
     let (addr, port) = parse_addr_port(parts.next().unwrap_or_default().trim())?;
     let mut b = Backend::new(addr);
     b.port = port;
+    let spec = || s.to_string();
+    let inner = |e: SpecError| SpecError::InBackend { spec: spec(), error: Box::new(e) };
     for kv in parts {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("backend {s:?}: {kv:?} is not KEY=VALUE"))?;
-        let num = |v: &str| v.parse::<u32>().map_err(|_| format!("backend {s:?}: {k}={v:?} is not a number"));
+        let (k, v) = kv.split_once('=').ok_or_else(|| SpecError::NotKeyValue { spec: spec(), item: kv.to_string() })?;
+        let num = |v: &str| {
+            v.parse::<u32>().map_err(|_| SpecError::NotNumber {
+                spec: spec(),
+                key: k.to_string(),
+                value: v.to_string(),
+            })
+        };
         match k.trim() {
             "weight" | "w" => b.weight = num(v)?,
-            "mac" => b.mac = Some(parse_mac(v).map_err(|e| format!("backend {s:?}: {e}"))?),
+            "mac" => b.mac = Some(parse_mac(v).map_err(inner)?),
             "x" | "upper" => b.u_threshold = num(v)?,
             "y" | "lower" => b.l_threshold = num(v)?,
-            "fwd" | "mode" => b.fwd = Some(parse_mode(v).map_err(|e| format!("backend {s:?}: {e}"))?),
-            "gue" => b.gue_port = Some(v.parse().map_err(|_| format!("backend {s:?}: gue={v:?} is not a UDP port"))?),
-            other => {
-                return Err(format!("backend {s:?}: unknown option {other:?} (known: weight, mac, x, y, fwd, gue)"))
+            "fwd" | "mode" => b.fwd = Some(parse_mode(v).map_err(inner)?),
+            "gue" => {
+                b.gue_port = Some(v.parse().map_err(|_| SpecError::NotPort { spec: spec(), value: v.to_string() })?)
             }
+            other => return Err(SpecError::UnknownOption { spec: spec(), key: other.to_string() }),
         }
     }
     Ok(b)
 }
 
 /// Parses `nat`, `dr` or `tun` (also ipvsadm's words: masq, route/gate/gatewaying, ipip).
-pub fn parse_mode(s: &str) -> Result<ForwardMethod, String> {
+pub fn parse_mode(s: &str) -> Result<ForwardMethod, SpecError> {
     match s.to_ascii_lowercase().as_str() {
         "nat" | "masq" | "masquerading" => Ok(ForwardMethod::Masq),
         "dr" | "route" | "gate" | "gatewaying" => Ok(ForwardMethod::DirectRoute),
         "tun" | "ipip" | "tunnel" => Ok(ForwardMethod::Tunnel),
-        other => Err(format!("unknown forwarding mode {other:?} (nat, dr or tun)")),
+        other => Err(SpecError::Mode(other.to_string())),
     }
 }
 
@@ -190,10 +263,39 @@ mod tests {
         assert_eq!((b.u_threshold, b.l_threshold, b.fwd), (10, 5, Some(ForwardMethod::Masq)));
         let b = parse_backend("2001:db8::2").unwrap();
         assert_eq!((b.port, b.weight), (None, 1));
-        assert!(parse_backend("10.0.0.1,weight=x").unwrap_err().contains("not a number"));
-        assert!(parse_backend("10.0.0.1,color=red").unwrap_err().contains("unknown option"));
-        assert!(parse_backend("nope").unwrap_err().contains("not an address"));
         assert!(parse_mac("02:00:00:00:00").is_err());
         assert_eq!(fmt_mac(&parse_mac("02-AA-00-00-00-0f").unwrap()), "02:aa:00:00:00:0f");
+    }
+
+    /// Every error, with the text users have always seen.
+    #[test]
+    fn spec_errors_say_what_is_wrong() {
+        let text = |r: Result<Backend, SpecError>| r.unwrap_err().to_string();
+        assert_eq!(
+            text(parse_backend("10.0.0.1,weight=x")),
+            r#"backend "10.0.0.1,weight=x": weight="x" is not a number"#
+        );
+        assert_eq!(
+            text(parse_backend("10.0.0.1,color=red")),
+            r#"backend "10.0.0.1,color=red": unknown option "color" (known: weight, mac, x, y, fwd, gue)"#
+        );
+        assert_eq!(text(parse_backend("10.0.0.1,weight")), r#"backend "10.0.0.1,weight": "weight" is not KEY=VALUE"#);
+        assert_eq!(text(parse_backend("10.0.0.1,gue=x")), r#"backend "10.0.0.1,gue=x": gue="x" is not a UDP port"#);
+        assert_eq!(
+            text(parse_backend("nope")),
+            r#""nope" is not an address or address:port (IPv6 as [2001:db8::1]:80)"#
+        );
+        assert_eq!(
+            text(parse_backend("10.0.0.1,mac=zz:00:00:00:00:01")),
+            r#"backend "10.0.0.1,mac=zz:00:00:00:00:01": "zz:00:00:00:00:01" is not a MAC address: "zz" is not a hex byte"#
+        );
+        assert_eq!(
+            text(parse_backend("10.0.0.1,fwd=fast")),
+            r#"backend "10.0.0.1,fwd=fast": unknown forwarding mode "fast" (nat, dr or tun)"#
+        );
+        assert_eq!(
+            parse_mac("02:00").unwrap_err().to_string(),
+            r#""02:00" is not a MAC address (want six hex bytes like 02:00:00:00:00:01)"#
+        );
     }
 }

@@ -30,3 +30,8 @@ pub mod rules;
 pub mod run;
 #[cfg(all(feature = "xdp", target_os = "linux"))]
 pub mod xdp;
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -151,7 +151,7 @@ fn services_from_flags(cli: &Cli, flags: SchedFlags) -> Result<Vec<ServiceSpec>>
         (Some(v), false) => (v.clone(), cli.backends.clone()),
     };
     let backends: Vec<Backend> =
-        backends.iter().map(|b| parse_backend(b).map_err(anyhow::Error::msg)).collect::<Result<_>>()?;
+        backends.iter().map(|b| parse_backend(b).map_err(anyhow::Error::from)).collect::<Result<_>>()?;
     let mut persistence =
         cli.persistent.map(|t| Persistence { timeout: Duration::from_secs(t), ..Persistence::default() });
     if let Some(m) = &cli.netmask {
@@ -171,7 +171,7 @@ fn services_from_flags(cli: &Cli, flags: SchedFlags) -> Result<Vec<ServiceSpec>>
     if vip == "any" {
         return Ok(vec![make(Vip::Any { v6: false }), make(Vip::Any { v6: true })]);
     }
-    let (addr, port) = parse_addr_port(&vip).map_err(anyhow::Error::msg)?;
+    let (addr, port) = parse_addr_port(&vip)?;
     let port = port.context("--vip needs a port: ADDR:PORT (port 0 takes every port)")?;
     Ok(vec![make(Vip::Addr { proto: None, addr: (addr, port).into() })])
 }
@@ -192,7 +192,7 @@ fn netmask_prefixes(m: &str) -> Result<(u8, u8)> {
 
 fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
-    let mode = cli.mode.as_deref().map(parse_mode).transpose().map_err(anyhow::Error::msg)?;
+    let mode = cli.mode.as_deref().map(parse_mode).transpose()?;
     let flags = match &cli.sched_flags {
         Some(f) => SchedFlags::parse(f)?,
         None => SchedFlags::default(),
@@ -219,7 +219,7 @@ fn real_main() -> Result<ExitCode> {
     for n in &cli.neigh {
         let (a, m) = n.split_once('=').with_context(|| format!("--neigh {n:?}: expected ADDR=MAC"))?;
         let a: IpAddr = a.parse().with_context(|| format!("--neigh {n:?}: {a:?} is not an address"))?;
-        neigh.insert(a, parse_mac(m).map_err(anyhow::Error::msg)?);
+        neigh.insert(a, parse_mac(m)?);
     }
     let mut conntrack = lb_conntrack::Config {
         max_connections: cli.max_connections,
@@ -233,7 +233,7 @@ fn real_main() -> Result<ExitCode> {
     for t in &cli.timeouts {
         conntrack.timeouts.parse_assignment(t).map_err(|e| anyhow::anyhow!("--{e}"))?;
     }
-    let events = cli.at.iter().map(|a| parse_event(a).map_err(anyhow::Error::msg)).collect::<Result<Vec<_>>>()?;
+    let events = cli.at.iter().map(|a| parse_event(a).map_err(anyhow::Error::from)).collect::<Result<Vec<_>>>()?;
     let future_backends = events
         .iter()
         .filter_map(|e| match &e.action {
@@ -241,7 +241,7 @@ fn real_main() -> Result<ExitCode> {
             _ => None,
         })
         .collect();
-    let mut director_mac = cli.director_mac.as_deref().map(parse_mac).transpose().map_err(anyhow::Error::msg)?;
+    let mut director_mac = cli.director_mac.as_deref().map(parse_mac).transpose()?;
     let mut mtu = cli.mtu.unwrap_or(1500);
     let mut kernel_neigh = Vec::new();
     if let Some(iface) = &cli.iface {

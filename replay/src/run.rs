@@ -33,25 +33,69 @@ pub struct Event {
     pub text: String,
 }
 
+/// An `--at SECS:ACTION` that does not parse: the text as given, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--at {text:?}: {problem}")]
+pub struct EventError {
+    /// The event as given.
+    pub text: String,
+    /// What is wrong.
+    pub problem: EventProblem,
+}
+
+/// What is wrong with an `--at` event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventProblem {
+    /// No `:` between time and action.
+    #[error("expected SECS:ACTION")]
+    NoColon,
+    /// The time is not a number.
+    #[error("{0:?} is not a number of seconds")]
+    NotSeconds(String),
+    /// The time is negative or not finite.
+    #[error("the time must be 0 or more seconds")]
+    NegativeTime,
+    /// No `=` in the action.
+    #[error("expected ACTION=ARGUMENT")]
+    NoArgument,
+    /// Not an address.
+    #[error("{0:?} is not an address")]
+    NotAddress(String),
+    /// `weight=` without `ADDR:W`.
+    #[error("weight=ADDR:W")]
+    WeightSyntax,
+    /// Not a weight.
+    #[error("{0:?} is not a weight")]
+    NotWeight(String),
+    /// `add=` with a bad backend spec.
+    #[error(transparent)]
+    Backend(#[from] crate::config::SpecError),
+    /// Not one of the actions.
+    #[error("unknown action {0:?} (drain, weight, remove, add)")]
+    UnknownAction(String),
+}
+
 /// Parses `SECS:ACTION` (`drain=ADDR`, `weight=ADDR:W`, `remove=ADDR`, `add=BACKEND-SPEC`).
-pub fn parse_event(s: &str) -> Result<Event, String> {
-    let (secs, action) = s.split_once(':').ok_or_else(|| format!("--at {s:?}: expected SECS:ACTION"))?;
-    let at: f64 = secs.parse().map_err(|_| format!("--at {s:?}: {secs:?} is not a number of seconds"))?;
+pub fn parse_event(s: &str) -> Result<Event, EventError> {
+    let err = |problem: EventProblem| EventError { text: s.to_string(), problem };
+    let (secs, action) = s.split_once(':').ok_or_else(|| err(EventProblem::NoColon))?;
+    let at: f64 = secs.parse().map_err(|_| err(EventProblem::NotSeconds(secs.to_string())))?;
     if !(at >= 0.0 && at.is_finite()) {
-        return Err(format!("--at {s:?}: the time must be 0 or more seconds"));
+        return Err(err(EventProblem::NegativeTime));
     }
-    let (verb, arg) = action.split_once('=').ok_or_else(|| format!("--at {s:?}: expected ACTION=ARGUMENT"))?;
-    let addr = |a: &str| a.parse().map_err(|_| format!("--at {s:?}: {a:?} is not an address"));
+    let (verb, arg) = action.split_once('=').ok_or_else(|| err(EventProblem::NoArgument))?;
+    let addr = |a: &str| a.parse().map_err(|_| err(EventProblem::NotAddress(a.to_string())));
     let action = match verb {
         "drain" => Action::Drain(addr(arg)?),
         "remove" => Action::Remove(addr(arg)?),
         "weight" => {
-            let (a, w) = arg.rsplit_once(':').ok_or_else(|| format!("--at {s:?}: weight=ADDR:W"))?;
+            let (a, w) = arg.rsplit_once(':').ok_or_else(|| err(EventProblem::WeightSyntax))?;
             let a = a.trim_start_matches('[').trim_end_matches(']');
-            Action::Weight(addr(a)?, w.parse().map_err(|_| format!("--at {s:?}: {w:?} is not a weight"))?)
+            Action::Weight(addr(a)?, w.parse().map_err(|_| err(EventProblem::NotWeight(w.to_string())))?)
         }
-        "add" => Action::Add(crate::config::parse_backend(arg).map_err(|e| format!("--at {s:?}: {e}"))?),
-        other => return Err(format!("--at {s:?}: unknown action {other:?} (drain, weight, remove, add)")),
+        "add" => Action::Add(crate::config::parse_backend(arg).map_err(|e| err(e.into()))?),
+        other => return Err(err(EventProblem::UnknownAction(other.to_string()))),
     };
     Ok(Event { at: Duration::from_secs_f64(at), action, text: s.to_string() })
 }
@@ -338,8 +382,8 @@ mod tests {
             ("1:drain=nope", "not an address"),
             ("1:weight=10.0.0.1", "weight=ADDR:W"),
         ] {
-            let e = parse_event(bad).unwrap_err();
-            assert!(e.contains(want), "{bad}: {e}");
+            let e = parse_event(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("--at {bad:?}: ")) && e.contains(want), "{bad}: {e}");
         }
     }
 }

@@ -85,7 +85,7 @@ fn flow_key(frame: &[u8]) -> Option<(IpAddr, u16, IpAddr, u16, u8, bool)> {
 
 fn check_capture(path: &std::path::Path, mode: ForwardMethod) {
     let name = path.file_name().unwrap().to_string_lossy();
-    let cap = Capture::open(&path).unwrap();
+    let cap = Capture::open(path).unwrap();
     let pipe = pipeline(&config(mode, "wlc"));
     let (done, counters) = process_counted(&pipe, &cap);
     let ctx = format!("{name} in {mode:?}");
@@ -100,7 +100,7 @@ fn check_capture(path: &std::path::Path, mode: ForwardMethod) {
     // judged on every checksum; the ICMP errors the director builds quote a packet that may be
     // cut short (tshark then cannot verify the quoted transport checksum), so they are judged on
     // their own IP and ICMP checksums.
-    let bad_in: HashSet<usize> = tshark_bad_checksums(&path).into_iter().collect();
+    let bad_in: HashSet<usize> = tshark_bad_checksums(path).into_iter().collect();
     let (mut fwd_frames, mut fwd_origin, mut icmp_frames, mut icmp_origin) = (vec![], vec![], vec![], vec![]);
     for d in &done {
         let icmp_reply = matches!(d.outcome, Outcome::Dropped(_));
