@@ -332,6 +332,20 @@ fn real_main() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::netmask_prefixes;
+
+    #[test]
+    fn netmasks_as_prefix_lengths_or_dotted_masks() {
+        assert_eq!(netmask_prefixes("24").unwrap(), (24, 24));
+        assert_eq!(netmask_prefixes("64").unwrap(), (32, 64), "a length applies to both families, capped");
+        assert_eq!(netmask_prefixes("255.255.255.0").unwrap(), (24, 128));
+        assert!(netmask_prefixes("255.0.255.0").unwrap_err().to_string().contains("not a contiguous mask"));
+        assert!(netmask_prefixes("mask").is_err());
+    }
+}
+
 /// `--iface`: AF_XDP output, when this binary has it (feature `xdp`, Linux).
 #[cfg(all(feature = "xdp", target_os = "linux"))]
 mod af_xdp {

@@ -349,3 +349,90 @@ impl Pipeline {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_backend;
+
+    fn config(specs: Vec<ServiceSpec>) -> PipelineConfig {
+        PipelineConfig {
+            services: specs,
+            mode: Some(ForwardMethod::DirectRoute),
+            conntrack: lb_conntrack::Config::default(),
+            mtu: 1500,
+            tun_src: vec![],
+            neigh: Default::default(),
+            director_mac: None,
+            future_backends: vec![],
+        }
+    }
+
+    fn service(proto: Option<Protocol>, addr: &str, backend: &str) -> ServiceSpec {
+        let mut s = ServiceSpec::new(Vip::Addr { proto, addr: addr.parse().unwrap() });
+        s.backends.push(parse_backend(backend).unwrap());
+        s
+    }
+
+    #[test]
+    fn a_lookup_prefers_the_exact_protocol_then_the_exact_port() {
+        let vip: IpAddr = "198.51.100.1".parse().unwrap();
+        let p = Pipeline::new(
+            &config(vec![
+                service(Some(Protocol::Tcp), "198.51.100.1:80", "10.0.0.1,mac=02:00:00:00:00:01"),
+                service(None, "198.51.100.1:80", "10.0.0.2,mac=02:00:00:00:00:02"),
+                service(None, "198.51.100.1:0", "10.0.0.3,mac=02:00:00:00:00:03"),
+            ]),
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(p.lookup_vip(Protocol::Tcp, vip, 80), Some(0));
+        assert_eq!(p.lookup_vip(Protocol::Udp, vip, 80), Some(1));
+        assert_eq!(p.lookup_vip(Protocol::Tcp, vip, 443), Some(2));
+        assert_eq!(p.lookup_vip(Protocol::Tcp, "198.51.100.2".parse().unwrap(), 80), None);
+    }
+
+    #[test]
+    fn configuration_errors_name_what_to_fix() {
+        let build = |c: PipelineConfig| Pipeline::new(&c, &|_| None).unwrap_err().to_string();
+        assert_eq!(build(config(vec![])), "no virtual service: give --vip and --backend, or --rules");
+        assert_eq!(
+            build(config(vec![service(None, "198.51.100.1:80", "10.0.0.1")])),
+            "backend 10.0.0.1: no next-hop MAC (give mac= in --backend, or --neigh 10.0.0.1=MAC)"
+        );
+        let twice = service(None, "198.51.100.1:80", "10.0.0.1,mac=02:00:00:00:00:01");
+        assert_eq!(build(config(vec![twice.clone(), twice])), "service 198.51.100.1:80 is defined twice");
+        assert_eq!(
+            build(config(vec![service(None, "198.51.100.1:80", "2001:db8::1,mac=02:00:00:00:00:01")])),
+            "backend 2001:db8::1 is not of the family of service 198.51.100.1:80 (only TUN may cross families)"
+        );
+        assert_eq!(
+            build(config(vec![service(None, "198.51.100.1:80", "2001:db8::1,fwd=tun,mac=02:00:00:00:00:01")])),
+            "backend 2001:db8::1 tunnels IPv4 traffic across families: give --tun-src with an IPv6 address"
+        );
+        let mut no_mode = config(vec![service(None, "198.51.100.1:80", "10.0.0.1,mac=02:00:00:00:00:01")]);
+        no_mode.mode = None;
+        assert_eq!(build(no_mode), "backend 10.0.0.1: no forwarding method (give --mode nat|dr|tun)");
+        let mut bad_sched = service(None, "198.51.100.1:80", "10.0.0.1,mac=02:00:00:00:00:01");
+        bad_sched.sched = "nope".into();
+        assert!(build(config(vec![bad_sched])).starts_with("unknown scheduler \"nope\""));
+    }
+
+    #[test]
+    fn actions_change_the_services_or_say_they_matched_nothing() {
+        let p =
+            Pipeline::new(&config(vec![service(None, "198.51.100.1:80", "10.0.0.1,mac=02:00:00:00:00:01")]), &|_| None)
+                .unwrap();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(p.apply(&Action::Drain(a)).unwrap(), "10.0.0.1 weight 1 -> 0 in 198.51.100.1:80");
+        assert_eq!(p.services()[0].svc.destinations()[0].weight(), 0);
+        let other: IpAddr = "10.0.0.9".parse().unwrap();
+        assert_eq!(
+            p.apply(&Action::Remove(other)).unwrap_err().to_string(),
+            "Remove(10.0.0.9) matched no backend of any service"
+        );
+        assert_eq!(p.apply(&Action::Remove(a)).unwrap(), "10.0.0.1 removed from 198.51.100.1:80");
+        assert_eq!(p.removed().len(), 1);
+        assert!(p.services()[0].svc.destinations().is_empty());
+    }
+}

@@ -353,3 +353,49 @@ impl<'p> Worker<'p> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp_frame(payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([192, 0, 2, 1], [198, 51, 100, 1], 64)
+            .udp(5000, 53)
+            .write(&mut f, payload)
+            .unwrap();
+        f
+    }
+
+    #[test]
+    fn the_tunnel_identification_hashes_the_first_48_bytes_of_the_inner_packet() {
+        let a = udp_frame(&[0u8; 100]);
+        let mut b = a.clone();
+        let pa = parse(&a).unwrap();
+        // A byte past the 48th of the IP packet does not change it; one within does.
+        b[pa.l3() + 60] ^= 0xff;
+        assert_eq!(tunnel_ident(&a, &pa), tunnel_ident(&b, &parse(&b).unwrap()));
+        b[pa.l3() + 40] ^= 0xff;
+        assert_ne!(tunnel_ident(&a, &pa), tunnel_ident(&b, &parse(&b).unwrap()));
+    }
+
+    #[test]
+    fn a_mac_is_read_where_the_frame_has_one_and_is_zero_past_its_end() {
+        let f = udp_frame(&[]);
+        assert_eq!(mac_at(&f, 0), MacAddr([2, 0, 0, 0, 0, 2]));
+        assert_eq!(mac_at(&f, 6), MacAddr([2, 0, 0, 0, 0, 1]));
+        assert_eq!(mac_at(&f[..8], 6), MacAddr([0; 6]));
+    }
+
+    #[test]
+    fn the_counting_sink_counts_and_passes_every_fragment_on() {
+        let mut seen = Vec::new();
+        let mut sink = |f: &[u8]| seen.push(f.len());
+        let mut c = CountingSink { sink: &mut sink, fragments: 0 };
+        c.fragment(&[1, 2, 3]);
+        c.fragment(&[4]);
+        assert_eq!(c.fragments, 2);
+        assert_eq!(seen, [3, 1]);
+    }
+}
