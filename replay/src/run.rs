@@ -56,6 +56,9 @@ pub enum EventProblem {
     /// The time is negative or not finite.
     #[error("the time must be 0 or more seconds")]
     NegativeTime,
+    /// The time is too large to be a time of the replay.
+    #[error("{0:?} seconds is beyond any capture (at most {MAX_EVENT_SECS} s)")]
+    TimeTooLarge(String),
     /// No `=` in the action.
     #[error("expected ACTION=ARGUMENT")]
     NoArgument,
@@ -76,6 +79,10 @@ pub enum EventProblem {
     UnknownAction(String),
 }
 
+/// The latest `--at` time accepted: a year. A time after the capture's end (with its loops) is
+/// valid and applied at the end; one beyond this bound cannot be a capture time.
+pub const MAX_EVENT_SECS: u64 = 365 * 24 * 3600;
+
 /// Parses `SECS:ACTION` (`drain=ADDR`, `weight=ADDR:W`, `remove=ADDR`, `add=BACKEND-SPEC`).
 pub fn parse_event(s: &str) -> Result<Event, EventError> {
     let err = |problem: EventProblem| EventError { text: s.to_string(), problem };
@@ -83,6 +90,9 @@ pub fn parse_event(s: &str) -> Result<Event, EventError> {
     let at: f64 = secs.parse().map_err(|_| err(EventProblem::NotSeconds(secs.to_string())))?;
     if !(at >= 0.0 && at.is_finite()) {
         return Err(err(EventProblem::NegativeTime));
+    }
+    if at > MAX_EVENT_SECS as f64 {
+        return Err(err(EventProblem::TimeTooLarge(secs.to_string())));
     }
     let (verb, arg) = action.split_once('=').ok_or_else(|| err(EventProblem::NoArgument))?;
     let addr = |a: &str| a.parse().map_err(|_| err(EventProblem::NotAddress(a.to_string())));
@@ -381,6 +391,8 @@ mod tests {
             ("1:explode=1.2.3.4", "unknown action"),
             ("1:drain=nope", "not an address"),
             ("1:weight=10.0.0.1", "weight=ADDR:W"),
+            ("1e20:drain=1.2.3.4", "beyond any capture"),
+            ("inf:drain=1.2.3.4", "0 or more"),
         ] {
             let e = parse_event(bad).unwrap_err().to_string();
             assert!(e.starts_with(&format!("--at {bad:?}: ")) && e.contains(want), "{bad}: {e}");

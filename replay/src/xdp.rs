@@ -64,6 +64,9 @@ pub enum XdpError {
     /// Reading the interface's facts failed.
     #[error("{0}")]
     Interface(String),
+    /// A ring, UMEM or batch size out of range.
+    #[error("{0}")]
+    Size(String),
 }
 
 /// Ring and UMEM sizes.
@@ -75,6 +78,36 @@ pub struct XdpConfig {
     pub ring_size: u32,
     /// Frames queued before the TX ring is fed (and the kernel woken) in one go.
     pub batch: usize,
+}
+
+impl XdpConfig {
+    /// The smallest and largest TX / completion ring (powers of two).
+    pub const RING: (u32, u32) = (64, 1 << 16);
+    /// The smallest and largest UMEM (in 4 KiB frames: 256 KiB to 1 GiB).
+    pub const FRAMES: (u32, u32) = (64, 1 << 18);
+
+    /// Checks every size: the rings a power of two within [`XdpConfig::RING`], the UMEM within
+    /// [`XdpConfig::FRAMES`], the batch between 1 and the ring size. The messages name the flags.
+    pub fn validate(&self) -> Result<(), XdpError> {
+        let (rmin, rmax) = Self::RING;
+        if !self.ring_size.is_power_of_two() || !(rmin..=rmax).contains(&self.ring_size) {
+            return Err(XdpError::Size(format!("--xdp-ring {}: a power of two from {rmin} to {rmax}", self.ring_size)));
+        }
+        let (fmin, fmax) = Self::FRAMES;
+        if !(fmin..=fmax).contains(&self.frame_count) {
+            return Err(XdpError::Size(format!(
+                "--xdp-frames {}: from {fmin} to {fmax} UMEM frames of 4 KiB each",
+                self.frame_count
+            )));
+        }
+        if self.batch == 0 || self.batch > self.ring_size as usize {
+            return Err(XdpError::Size(format!(
+                "--xdp-batch {}: from 1 to the ring size (--xdp-ring {})",
+                self.batch, self.ring_size
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Default for XdpConfig {
@@ -174,6 +207,7 @@ impl XdpTx {
     }
 
     fn open_once(iface: &str, queue: u32, cfg: XdpConfig) -> Result<XdpTx, OpenError> {
+        cfg.validate()?;
         let nic = nic(iface)?;
         let refused = |what: &str, e: &dyn std::fmt::Display| {
             let reason = format!("{what}: {e}");

@@ -241,3 +241,53 @@ fn raw_ip_captures_get_an_ethernet_header() {
     assert_eq!(n(&out, "capture.converted"), 1);
     assert_eq!(out["capture"]["link_type"], "RAW");
 }
+
+/// Flags that crashed replay, or tried to allocate without bound, are refused with exit 2 and a
+/// message naming the flag and its range (issue 13's regressions).
+#[test]
+fn out_of_range_flags_are_refused_not_crashes() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["--mode", "dr", "--topspeed", "--at", "1e20:drain=10.0.0.1"], "beyond any capture"),
+        (&["--mode", "dr", "--workers", "100000"], "--workers 100000: from 1 to 1024"),
+        (&["--mode", "dr", "--workers", "0"], "--workers 0: from 1 to 1024"),
+        (
+            &["--mode", "dr", "--iface", "lo", "--xdp-batch", "4294967295"],
+            "--xdp-batch 4294967295: from 1 to the ring size",
+        ),
+        (&["--mode", "dr", "--iface", "lo", "--xdp-ring", "1000"], "--xdp-ring 1000: a power of two"),
+        (&["--mode", "dr", "--iface", "lo", "--xdp-frames", "4000000000"], "--xdp-frames 4000000000: from 64 to"),
+    ];
+    for (args, want) in cases {
+        let (code, _, err) = replay(args);
+        assert_eq!(code, 2, "replay {args:?}: exit code ({err})");
+        assert!(err.contains(want), "replay {args:?}: {err:?} does not say {want:?}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// The most workers allowed run (each with its share of the sample) and give the same report as one.
+#[test]
+fn the_largest_worker_count_runs() {
+    let one = json(&["--mode", "dr", "--topspeed", "--json"]);
+    let many = json(&["--mode", "dr", "--topspeed", "--json", "--workers", "1024"]);
+    for k in ["packets.read", "packets.forwarded", "packets.replies_skipped", "frames.emitted"] {
+        assert_eq!(n(&one, k), n(&many, k), "{k}");
+    }
+}
+
+/// An event after the capture's end is a warning (exit 0); one that matches no backend makes the
+/// replay exit 3 after its report, saying which.
+#[test]
+fn late_events_warn_and_events_that_match_nothing_exit_3() {
+    let (code, out, err) = replay(&["--mode", "dr", "--topspeed", "--at", "100:drain=10.0.0.1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("warning: --at \"100:drain=10.0.0.1\"") && err.contains("applied when the replay ends"),
+        "{err}"
+    );
+    assert!(out.contains("packets:"), "the report is printed: {out}");
+    let (code, out, err) = replay(&["--mode", "dr", "--topspeed", "--at", "1:drain=10.9.9.9"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(out.contains("packets:"), "the report is printed: {out}");
+    assert!(err.contains("--at \"1:drain=10.9.9.9\" did nothing"), "{err}");
+}

@@ -79,6 +79,12 @@ mod real {
         }
     }
 
+    /// Checks the sizes before anything is opened or read.
+    pub fn check(sizes: &Sizes) -> Result<()> {
+        xdp::XdpConfig { frame_count: sizes.frames, ring_size: sizes.ring, batch: sizes.batch }.validate()?;
+        Ok(())
+    }
+
     /// Replays through one AF_XDP socket per worker (queue = worker index).
     pub fn run(
         iface: &str,
@@ -131,6 +137,10 @@ mod stub {
         pub frames: u32,
         pub ring: u32,
         pub batch: usize,
+    }
+
+    pub fn check(_sizes: &Sizes) -> Result<()> {
+        Ok(())
     }
 
     pub fn facts(iface: &str, _mtu: Option<u16>, _mac: Option<MacAddr>, _workers: usize) -> Result<Facts> {

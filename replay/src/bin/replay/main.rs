@@ -192,8 +192,21 @@ fn netmask_prefixes(m: &str) -> Result<(u8, u8)> {
     Ok((len as u8, 128))
 }
 
+/// The most worker threads: one thread, one output queue and one share of the capture each.
+const MAX_WORKERS: usize = 1024;
+
 fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
+    if cli.workers == 0 || cli.workers > MAX_WORKERS {
+        bail!("--workers {}: from 1 to {MAX_WORKERS} (each worker is a thread with its own output queue)", cli.workers);
+    }
+    if cli.loops == 0 {
+        bail!("--loop must be at least 1");
+    }
+    let xdp_sizes = af_xdp::Sizes { frames: cli.xdp_frames, ring: cli.xdp_ring, batch: cli.xdp_batch };
+    if cli.iface.is_some() {
+        af_xdp::check(&xdp_sizes)?;
+    }
     let mode = cli.mode.as_deref().map(parse_mode).transpose()?;
     let flags = match &cli.sched_flags {
         Some(f) => SchedFlags::parse(f)?,
@@ -287,8 +300,18 @@ fn real_main() -> Result<ExitCode> {
         }
         Pacing::Capture(m)
     };
-    if cli.workers == 0 || cli.loops == 0 {
-        bail!("--workers and --loop must be at least 1");
+    // An event after the capture's last packet is applied when the replay ends: say so.
+    let first = cap.frames.first().map_or(0, |f| f.ts_ns);
+    let span = cap.frames.last().map_or(0, |f| f.ts_ns).saturating_sub(first);
+    // Each loop continues the clock a second after the last one ended (run.rs).
+    let total = (span + 1_000_000_000).saturating_mul(u64::from(cli.loops - 1)).saturating_add(span);
+    for ev in &rc_events_after(&events, total) {
+        eprintln!(
+            "replay: warning: --at {:?} is {:.3} s after the first packet, after the capture's last one ({:.3} s): it is applied when the replay ends",
+            ev.text,
+            ev.at.as_secs_f64(),
+            total as f64 / 1e9
+        );
     }
     let rc =
         RunConfig { events, pacing, loops: cli.loops, workers: cli.workers, progress: std::io::stderr().is_terminal() };
@@ -303,8 +326,7 @@ fn real_main() -> Result<ExitCode> {
     let mut xdp_report = None;
     let res = match &cli.iface {
         Some(iface) => {
-            let xcfg = af_xdp::Sizes { frames: cli.xdp_frames, ring: cli.xdp_ring, batch: cli.xdp_batch };
-            let (res, out) = af_xdp::run(iface, xcfg, &cap, &pipe, &rc)?;
+            let (res, out) = af_xdp::run(iface, xdp_sizes, &cap, &pipe, &rc)?;
             xdp_report = Some(out);
             res
         }
@@ -331,7 +353,24 @@ fn real_main() -> Result<ExitCode> {
     } else {
         print!("{}", report.to_text(&pipe));
     }
-    Ok(ExitCode::SUCCESS)
+    // The replay ran, but not all of it as asked: exit 3, saying why.
+    let mut incomplete = false;
+    if let Some(t) = &cap.truncated {
+        eprintln!("replay: {file} is damaged after frame {}: {}", t.after_frames, t.reason);
+        incomplete = true;
+    }
+    for (_, text, r) in &res.events {
+        if let Err(e) = r {
+            eprintln!("replay: --at {text:?} did nothing: {e}");
+            incomplete = true;
+        }
+    }
+    Ok(if incomplete { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
+/// The events whose time is after `total_ns`, the capture's last packet (all loops).
+fn rc_events_after(events: &[lb_replay::run::Event], total_ns: u64) -> Vec<lb_replay::run::Event> {
+    events.iter().filter(|e| e.at.as_nanos() > u128::from(total_ns)).cloned().collect()
 }
 
 #[cfg(test)]
