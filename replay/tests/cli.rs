@@ -291,3 +291,55 @@ fn late_events_warn_and_events_that_match_nothing_exit_3() {
     assert!(out.contains("packets:"), "the report is printed: {out}");
     assert!(err.contains("--at \"1:drain=10.9.9.9\" did nothing"), "{err}");
 }
+
+/// `--out` never replaces what replay reads (the capture, the rules file, through any link), and
+/// an existing output is untouched by a run that fails before it starts.
+#[test]
+#[cfg(unix)]
+fn the_output_never_destroys_an_input_or_a_file_before_the_run() {
+    let dir = std::env::temp_dir().join(format!("lbkit-cli-out-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.pcap");
+    std::fs::copy(bundled_pcap("dpkt-http.pcap"), &input).unwrap();
+    let original = std::fs::read(&input).unwrap();
+    let link = dir.join("link.pcap");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let svc = ["--mode", "dr", "--vip", "any", "--backend", "10.0.0.1,mac=02:00:00:00:00:01", "--topspeed"];
+    for out in [&input, &link] {
+        let mut args: Vec<&str> = svc.to_vec();
+        args.extend(["--out", out.to_str().unwrap(), input.to_str().unwrap()]);
+        let (code, _, err) = replay(&args);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("that is the input capture"), "{err}");
+        assert_eq!(std::fs::read(&input).unwrap(), original, "the input is intact");
+    }
+    let rules = dir.join("lvs.rules");
+    std::fs::write(&rules, "-A -t 198.51.100.10:80 -s rr\n-a -t 198.51.100.10:80 -r 10.0.0.1:80 -g\n").unwrap();
+    let (code, _, err) = replay(&[
+        "--rules",
+        rules.to_str().unwrap(),
+        "--neigh",
+        "10.0.0.1=02:00:00:00:00:01",
+        "--out",
+        rules.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("that is the --rules file"), "{err}");
+    // A failing run (the capture cannot be read) leaves an existing output as it was.
+    let out = dir.join("out.pcap");
+    std::fs::write(&out, b"keep me").unwrap();
+    let mut args: Vec<&str> = svc.to_vec();
+    args.extend(["--out", out.to_str().unwrap(), "/nonexistent.pcap"]);
+    assert_eq!(replay(&args).0, 2);
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+    // A good run replaces it with the whole capture and leaves no temporary file.
+    let mut args: Vec<&str> = svc.to_vec();
+    args.extend(["--out", out.to_str().unwrap(), input.to_str().unwrap()]);
+    let (code, _, err) = replay(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(&std::fs::read(&out).unwrap()[..4], &[0x4d, 0x3c, 0xb2, 0xa1], "a nanosecond pcap");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 4, "in, link, rules, out: {left:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use lb_conntrack::Persistence;
-use lb_replay::capture::{Capture, PcapOut};
+use lb_replay::capture::{same_file, Capture, PcapOut};
 use lb_replay::config::{parse_addr_port, parse_backend, parse_mac, parse_mode, Backend, ServiceSpec, Vip};
 use lb_replay::pipeline::{Action, Pipeline, PipelineConfig};
 use lb_replay::report::Report;
@@ -202,6 +202,16 @@ fn real_main() -> Result<ExitCode> {
     }
     if cli.loops == 0 {
         bail!("--loop must be at least 1");
+    }
+    if let Some(out) = &cli.out {
+        for (what, input) in [("the input capture", &cli.input), ("the --rules file", &cli.rules)] {
+            if input.as_deref().is_some_and(|i| same_file(out, i)) {
+                bail!(
+                    "--out {}: that is {what}; write the output elsewhere (replay never replaces what it reads)",
+                    out.display()
+                );
+            }
+        }
     }
     let xdp_sizes = af_xdp::Sizes { frames: cli.xdp_frames, ring: cli.xdp_ring, batch: cli.xdp_batch };
     if cli.iface.is_some() {
