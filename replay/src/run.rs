@@ -1,8 +1,8 @@
 //! The replay driver: frames of a capture through the pipeline on N workers, paced, with
 //! operator events at capture times, to an output.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Barrier, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use lb_rewrite::FrameBuf;
@@ -187,6 +187,17 @@ pub struct RunConfig {
     pub workers: usize,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
+    /// Set (by a signal handler, another thread) to stop the replay early: each worker finishes
+    /// the frame in hand and stops; events not yet reached are not applied; the result counts
+    /// what was done ([`RunResult::stopped`]).
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl RunConfig {
+    /// One pass at top speed on `workers` workers, no events, no progress bar, no stop flag.
+    pub fn new(workers: usize) -> Self {
+        RunConfig { events: Vec::new(), pacing: Pacing::Topspeed, loops: 1, workers, progress: false, stop: None }
+    }
 }
 
 /// What a run did.
@@ -200,6 +211,8 @@ pub struct RunResult {
     pub events: Vec<(Duration, String, Result<String, String>)>,
     /// Wall time.
     pub elapsed: Duration,
+    /// Whether the stop flag ended the run before the capture did.
+    pub stopped: bool,
 }
 
 /// Headroom left in front of each frame for encapsulation.
@@ -261,6 +274,8 @@ pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec
         );
         b
     });
+    let never = AtomicBool::new(false);
+    let stop: &AtomicBool = cfg.stop.as_deref().unwrap_or(&never);
     let start = Instant::now();
     let counters: Vec<Counters> = std::thread::scope(|s| {
         let handles: Vec<_> = lists
@@ -276,15 +291,20 @@ pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec
                     let mut buf = vec![0u8; HEADROOM + MAX_FRAME];
                     let mut next_ev = 0usize;
                     let mut sent = 0u64;
+                    // Every worker passes every event's barriers, stopped or not, so none waits
+                    // for one that has left; a stopped replay applies no further event.
                     let apply = |ev: &Event| {
-                        if barrier.wait().is_leader() {
+                        if barrier.wait().is_leader() && !stop.load(Relaxed) {
                             let r = pipe.apply(&ev.action).map_err(|e| e.to_string());
                             applied.lock().unwrap_or_else(|e| e.into_inner()).push((ev.at, ev.text.clone(), r));
                         }
                         barrier.wait();
                     };
-                    for lp in 0..u64::from(loops) {
+                    'frames: for lp in 0..u64::from(loops) {
                         for f in list {
+                            if stop.load(Relaxed) {
+                                break 'frames;
+                            }
                             let rel = f.ts_ns.saturating_sub(first) + lp * span;
                             while next_ev < events.len() && events[next_ev].at.as_nanos() <= u128::from(rel) {
                                 apply(&events[next_ev]);
@@ -292,7 +312,9 @@ pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec
                             }
                             if let Some(wait) = pace(cfg.pacing, start, rel, sent, workers) {
                                 sink.flush();
-                                std::thread::sleep(wait);
+                                if !sleep_unless(stop, wait) {
+                                    break 'frames;
+                                }
                             }
                             let data = cap.frame(f);
                             let ts = f.ts_ns + lp * span;
@@ -357,7 +379,28 @@ pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec
     }
     let mut applied = applied.into_inner().unwrap_or_else(|e| e.into_inner());
     applied.sort_by_key(|e| e.0);
-    RunResult { counters: merged, frames_emitted: emitted.into_inner(), events: applied, elapsed: start.elapsed() }
+    RunResult {
+        counters: merged,
+        frames_emitted: emitted.into_inner(),
+        events: applied,
+        elapsed: start.elapsed(),
+        stopped: stop.load(Relaxed),
+    }
+}
+
+/// Sleeps for `d`, waking every 20 ms to look at `stop`; false when it was set.
+fn sleep_unless(stop: &AtomicBool, d: Duration) -> bool {
+    let until = Instant::now() + d;
+    loop {
+        if stop.load(Relaxed) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(20)));
+    }
 }
 
 /// How long to wait before the frame at capture offset `rel` (the worker's `sent`-th) is due,

@@ -343,3 +343,61 @@ fn the_output_never_destroys_an_input_or_a_file_before_the_run() {
     assert_eq!(left.len(), 4, "in, link, rules, out: {left:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// SIGINT / SIGTERM mid-replay: the frame in hand is finished, the output closed as a valid
+/// capture, the report printed, and the exit status is 130 / 143.
+#[test]
+#[cfg(unix)]
+fn a_signal_stops_the_replay_cleanly() {
+    let dir = std::env::temp_dir().join(format!("lbkit-cli-signal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (signal, status) in [("INT", 130), ("TERM", 143)] {
+        let out = dir.join(format!("{signal}.pcap"));
+        // The bundled sample in its own timing lasts about 2.4 s.
+        let child = Command::new(env!("CARGO_BIN_EXE_replay"))
+            .args(["--mode", "dr", "--json", "--out", out.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let kill = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        assert!(kill.success());
+        let done = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(status), "SIG{signal}: {err}");
+        assert!(err.contains(&format!("stopped by SIG{signal}")), "{err}");
+        let v: serde_json::Value = serde_json::from_slice(&done.stdout).expect("the report, as JSON");
+        let read = n(&v, "packets.read");
+        assert!(read > 0 && read < 304, "SIG{signal}: part of the sample was read ({read})");
+        let dropped: u64 = v["packets"]["dropped"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
+        assert_eq!(read, n(&v, "packets.forwarded") + n(&v, "packets.replies_skipped") + dropped);
+        // The output is whole: every emitted frame, readable.
+        let cap = lb_replay::capture::Capture::open(&out).unwrap();
+        assert!(cap.truncated.is_none());
+        assert_eq!(cap.frames.len() as u64, n(&v, "frames.emitted"));
+        if available("tshark", have_tshark()) {
+            let t = Command::new("tshark").arg("-r").arg(&out).output().unwrap();
+            // tshark's only remark may be that it runs as root.
+            let complaints: Vec<String> = String::from_utf8_lossy(&t.stderr)
+                .lines()
+                .filter(|l| !l.contains("Running as user \"root\"") && !l.trim().is_empty())
+                .map(String::from)
+                .collect();
+            assert!(t.status.success() && complaints.is_empty(), "tshark: {complaints:?}");
+            assert_eq!(String::from_utf8_lossy(&t.stdout).lines().count(), cap.frames.len());
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--help` documents the exit statuses.
+#[test]
+fn help_lists_the_exit_statuses() {
+    let (code, out, _) = replay(&["--help"]);
+    assert_eq!(code, 0);
+    for s in ["Exit status:", "  2 ", "  3 ", "130/143"] {
+        assert!(out.contains(s), "--help lacks {s:?}: {out}");
+    }
+}

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use lb_replay::config::{parse_backend, ServiceSpec, Vip};
 use lb_replay::pipeline::{Action, PipelineConfig};
-use lb_replay::run::{run, Output, Pacing, RunConfig};
+use lb_replay::run::{run, Output, RunConfig};
 use support::*;
 
 const VIP: &str = "192.0.2.10";
@@ -89,7 +89,7 @@ fn replay(action: &str, nodest: bool) -> Outcome {
     };
     let pipe = pipeline(&cfg);
     let rec = Recorder::default();
-    let rc = RunConfig { events: vec![ev], pacing: Pacing::Topspeed, loops: 1, workers: 1, progress: false };
+    let rc = RunConfig { events: vec![ev], ..RunConfig::new(1) };
     let res = run(&cap, &pipe, &rc, &rec);
     let mut by_flow = vec![HashMap::new(); FLOWS as usize];
     for (ts, f) in rec.0.into_inner().unwrap() {

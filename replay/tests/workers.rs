@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use lb_replay::capture::Capture;
 use lb_replay::config::{parse_backend, Neighbours, ServiceSpec, Vip};
 use lb_replay::pipeline::PipelineConfig;
-use lb_replay::run::{run, Output, Pacing, RunConfig};
+use lb_replay::run::{run, Output, RunConfig};
 use lb_sched::ForwardMethod;
 use support::*;
 
@@ -45,7 +45,7 @@ fn config(sched: &str, mode: ForwardMethod) -> PipelineConfig {
 fn frames(cap: &Capture, sched: &str, mode: ForwardMethod, workers: usize) -> (Vec<Vec<u8>>, u64) {
     let pipe = pipeline(&config(sched, mode));
     let rec = Recorder::default();
-    let rc = RunConfig { events: vec![], pacing: Pacing::Topspeed, loops: 2, workers, progress: false };
+    let rc = RunConfig { loops: 2, ..RunConfig::new(workers) };
     let res = run(cap, &pipe, &rc, &rec);
     let mut v = rec.0.into_inner().unwrap();
     v.sort();

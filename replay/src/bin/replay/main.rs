@@ -5,6 +5,8 @@ use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -27,12 +29,21 @@ const DEMO_VIP: &str = "198.51.100.10:80";
 const DEMO_BACKENDS: [&str; 3] =
     ["10.0.0.1,mac=02:00:00:00:01:01", "10.0.0.2,mac=02:00:00:00:01:02", "10.0.0.3,mac=02:00:00:00:01:03"];
 
+/// What the exit status says (also in the README).
+const EXIT_STATUS: &str = "\
+Exit status:
+  0        success (warnings allowed, e.g. an --at time after the last packet)
+  2        a bad flag or file, or a refusal (nothing was replayed)
+  3        the replay ran, but the capture was damaged or an --at event matched nothing
+           (the report is printed)
+  130/143  stopped by SIGINT / SIGTERM: the output holds what was done, the report is printed";
+
 /// Replay a capture through an IPVS-style director and report what it did.
 ///
 /// With no INPUT and no services, the bundled sample (30 HTTP connections to 198.51.100.10:80)
 /// is replayed against a demo service with three backends: `replay --mode dr` works anywhere.
 #[derive(Parser, Debug)]
-#[command(name = "replay", version, about, long_about = None)]
+#[command(name = "replay", version, about, long_about = None, after_help = EXIT_STATUS)]
 struct Cli {
     /// pcap or pcapng capture; none = the bundled sample.
     input: Option<PathBuf>,
@@ -197,6 +208,7 @@ const MAX_WORKERS: usize = 1024;
 
 fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
+    let (stop, signal_status) = stop_on_signals()?;
     if cli.workers == 0 || cli.workers > MAX_WORKERS {
         bail!("--workers {}: from 1 to {MAX_WORKERS} (each worker is a thread with its own output queue)", cli.workers);
     }
@@ -323,8 +335,14 @@ fn real_main() -> Result<ExitCode> {
             total as f64 / 1e9
         );
     }
-    let rc =
-        RunConfig { events, pacing, loops: cli.loops, workers: cli.workers, progress: std::io::stderr().is_terminal() };
+    let rc = RunConfig {
+        events,
+        pacing,
+        loops: cli.loops,
+        workers: cli.workers,
+        progress: std::io::stderr().is_terminal(),
+        stop: Some(Arc::clone(&stop)),
+    };
     let pcap = match &cli.out {
         Some(p) => Some(PcapOutput::new(PcapOut::create(p)?)),
         None => None,
@@ -363,6 +381,12 @@ fn real_main() -> Result<ExitCode> {
     } else {
         print!("{}", report.to_text(&pipe));
     }
+    if res.stopped {
+        let status = signal_status.load(Ordering::Relaxed) as u8;
+        let name = if status == 143 { "SIGTERM" } else { "SIGINT" };
+        eprintln!("replay: stopped by {name}: the report and the output hold what was done");
+        return Ok(ExitCode::from(status));
+    }
     // The replay ran, but not all of it as asked: exit 3, saying why.
     let mut incomplete = false;
     if let Some(t) = &cap.truncated {
@@ -376,6 +400,23 @@ fn real_main() -> Result<ExitCode> {
         }
     }
     Ok(if incomplete { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
+/// SIGINT and SIGTERM stop the replay cleanly: the returned flag is set (the workers finish the
+/// frame in hand, the output is closed, the report printed) and the status word says which
+/// (130 or 143, the shell's 128 + signal). A second signal while stopping exits at once.
+fn stop_on_signals() -> Result<(Arc<AtomicBool>, Arc<AtomicUsize>)> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    let status = Arc::new(AtomicUsize::new(0));
+    for (sig, code) in [(SIGINT, 130), (SIGTERM, 143)] {
+        // Handlers run in the order registered: the exit only fires if a first signal has
+        // already set the flag.
+        signal_hook::flag::register_conditional_shutdown(sig, code, Arc::clone(&stop))?;
+        signal_hook::flag::register_usize(sig, Arc::clone(&status), code as usize)?;
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    Ok((stop, status))
 }
 
 /// The events whose time is after `total_ns`, the capture's last packet (all loops).
