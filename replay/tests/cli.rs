@@ -401,3 +401,41 @@ fn help_lists_the_exit_statuses() {
         assert!(out.contains(s), "--help lacks {s:?}: {out}");
     }
 }
+
+/// `--workers 4 --out` writes the frames `--workers 1` writes, in the same (capture time) order.
+#[test]
+fn several_workers_write_the_output_in_capture_order() {
+    let dir = std::env::temp_dir().join(format!("lbkit-cli-order-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = bundled_pcap("443-curl.pcap");
+    let mut outs = Vec::new();
+    for workers in ["1", "4"] {
+        let out = dir.join(format!("w{workers}.pcap"));
+        let (code, _, err) = replay(&[
+            "--mode",
+            "nat",
+            "--sched",
+            "sh",
+            "--vip",
+            "any",
+            "--backend",
+            "10.0.0.1,mac=02:00:00:00:00:01",
+            "--backend",
+            "10.0.0.2,mac=02:00:00:00:00:02",
+            "--topspeed",
+            "--workers",
+            workers,
+            "--out",
+            out.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        outs.push(std::fs::read(&out).unwrap());
+    }
+    assert!(outs[0].len() > 24 * 10, "frames were written");
+    assert!(outs[0] == outs[1], "4 workers wrote other bytes than 1");
+    let cap = lb_replay::capture::Capture::open(&dir.join("w4.pcap")).unwrap();
+    assert!(cap.frames.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns), "timestamps never step back");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -9,7 +9,12 @@ use lb_rewrite::FrameBuf;
 use lb_sched::Timestamp;
 
 use crate::capture::{CapFrame, Capture};
-use crate::pipeline::{Action, Counters, DropReason, Outcome, OutputError, Pipeline, Worker};
+use crate::pipeline::{Counters, DropReason, Outcome, OutputError, Pipeline, Worker};
+
+mod events;
+mod ordered;
+
+pub use events::{parse_event, Event, EventError, EventProblem, MAX_EVENT_SECS};
 
 /// How fast to send.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -20,94 +25,6 @@ pub enum Pacing {
     Pps(f64),
     /// As fast as possible (`--topspeed`).
     Topspeed,
-}
-
-/// An operator action at a capture time.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Event {
-    /// Time after the capture's first packet (0 = before it).
-    pub at: Duration,
-    /// What to do.
-    pub action: Action,
-    /// How the user wrote it.
-    pub text: String,
-}
-
-/// An `--at SECS:ACTION` that does not parse: the text as given, and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("--at {text:?}: {problem}")]
-pub struct EventError {
-    /// The event as given.
-    pub text: String,
-    /// What is wrong.
-    pub problem: EventProblem,
-}
-
-/// What is wrong with an `--at` event.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum EventProblem {
-    /// No `:` between time and action.
-    #[error("expected SECS:ACTION")]
-    NoColon,
-    /// The time is not a number.
-    #[error("{0:?} is not a number of seconds")]
-    NotSeconds(String),
-    /// The time is negative or not finite.
-    #[error("the time must be 0 or more seconds")]
-    NegativeTime,
-    /// The time is too large to be a time of the replay.
-    #[error("{0:?} seconds is beyond any capture (at most {MAX_EVENT_SECS} s)")]
-    TimeTooLarge(String),
-    /// No `=` in the action.
-    #[error("expected ACTION=ARGUMENT")]
-    NoArgument,
-    /// Not an address.
-    #[error("{0:?} is not an address")]
-    NotAddress(String),
-    /// `weight=` without `ADDR:W`.
-    #[error("weight=ADDR:W")]
-    WeightSyntax,
-    /// Not a weight.
-    #[error("{0:?} is not a weight")]
-    NotWeight(String),
-    /// `add=` with a bad backend spec.
-    #[error(transparent)]
-    Backend(#[from] crate::config::SpecError),
-    /// Not one of the actions.
-    #[error("unknown action {0:?} (drain, weight, remove, add)")]
-    UnknownAction(String),
-}
-
-/// The latest `--at` time accepted: a year. A time after the capture's end (with its loops) is
-/// valid and applied at the end; one beyond this bound cannot be a capture time.
-pub const MAX_EVENT_SECS: u64 = 365 * 24 * 3600;
-
-/// Parses `SECS:ACTION` (`drain=ADDR`, `weight=ADDR:W`, `remove=ADDR`, `add=BACKEND-SPEC`).
-pub fn parse_event(s: &str) -> Result<Event, EventError> {
-    let err = |problem: EventProblem| EventError { text: s.to_string(), problem };
-    let (secs, action) = s.split_once(':').ok_or_else(|| err(EventProblem::NoColon))?;
-    let at: f64 = secs.parse().map_err(|_| err(EventProblem::NotSeconds(secs.to_string())))?;
-    if !(at >= 0.0 && at.is_finite()) {
-        return Err(err(EventProblem::NegativeTime));
-    }
-    if at > MAX_EVENT_SECS as f64 {
-        return Err(err(EventProblem::TimeTooLarge(secs.to_string())));
-    }
-    let (verb, arg) = action.split_once('=').ok_or_else(|| err(EventProblem::NoArgument))?;
-    let addr = |a: &str| a.parse().map_err(|_| err(EventProblem::NotAddress(a.to_string())));
-    let action = match verb {
-        "drain" => Action::Drain(addr(arg)?),
-        "remove" => Action::Remove(addr(arg)?),
-        "weight" => {
-            let (a, w) = arg.rsplit_once(':').ok_or_else(|| err(EventProblem::WeightSyntax))?;
-            let a = a.trim_start_matches('[').trim_end_matches(']');
-            Action::Weight(addr(a)?, w.parse().map_err(|_| err(EventProblem::NotWeight(w.to_string())))?)
-        }
-        "add" => Action::Add(crate::config::parse_backend(arg).map_err(|e| err(e.into()))?),
-        other => return Err(err(EventProblem::UnknownAction(other.to_string()))),
-    };
-    Ok(Event { at: Duration::from_secs_f64(at), action, text: s.to_string() })
 }
 
 /// Where emitted frames go. Shared by the workers (see [`Sink`] for one per worker).
@@ -123,6 +40,11 @@ pub trait Sink: Send {
     fn send(&mut self, ts_ns: u64, frame: &[u8]) -> Result<(), OutputError>;
     /// Hands queued frames on: called before the worker waits for the pacing, and at the end.
     fn flush(&mut self) {}
+    /// Everything input frame `seq` (the `seq`-th frame of the replay, over all loops) emitted
+    /// has been sent: called after every input frame, whatever its outcome.
+    fn end_of_frame(&mut self, _seq: u64) {}
+    /// The worker starts (`true`) or stops (`false`) waiting at an event for the other workers.
+    fn waiting(&mut self, _at_barrier: bool) {}
 }
 
 /// A worker's handle on a shared [`Output`].
@@ -237,15 +159,44 @@ fn worker_of(frame: &[u8], workers: usize) -> usize {
     (h.finish() % workers as u64) as usize
 }
 
-/// Replays `cap` through `pipe` to `out`.
+/// Replays `cap` through `pipe` to `out`. With several workers, the frames reach `out` in the
+/// order one worker would emit them (a bounded merge by input frame).
 pub fn run(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, out: &dyn Output) -> RunResult {
-    let sinks: Vec<Box<dyn Sink + '_>> =
-        (0..cfg.workers.max(1)).map(|_| Box::new(Shared(out)) as Box<dyn Sink>).collect();
-    run_sinks(cap, pipe, cfg, sinks)
+    let workers = cfg.workers.max(1);
+    if workers == 1 {
+        return run_sinks(cap, pipe, cfg, vec![Box::new(Shared(out))]);
+    }
+    let owners = split(cap, workers);
+    let flags: Vec<AtomicBool> = (0..workers).map(|_| AtomicBool::new(false)).collect();
+    let (sinks, writer) = ordered::ordered(workers, &flags);
+    let sinks: Vec<Box<dyn Sink + '_>> = sinks.into_iter().map(|s| Box::new(s) as Box<dyn Sink>).collect();
+    let n = cap.frames.len() as u64;
+    let total = n.saturating_mul(u64::from(cfg.loops.max(1)));
+    std::thread::scope(|s| {
+        s.spawn(|| writer.run(total, |seq| usize::from(owners[(seq % n.max(1)) as usize]), out));
+        run_split(cap, pipe, cfg, sinks, &owners)
+    })
+}
+
+/// The worker of each frame of `cap`.
+fn split(cap: &Capture, workers: usize) -> Vec<u16> {
+    cap.frames.iter().map(|f| worker_of(cap.frame(f), workers) as u16).collect()
 }
 
 /// Replays `cap` through `pipe`, worker `w` sending to `sinks[w]` (one per worker).
 pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec<Box<dyn Sink + 'a>>) -> RunResult {
+    let owners = split(cap, sinks.len().max(1));
+    run_split(cap, pipe, cfg, sinks, &owners)
+}
+
+/// [`run_sinks`] with the capture already split: frame `i` goes to worker `owners[i]`.
+fn run_split<'a>(
+    cap: &Capture,
+    pipe: &Pipeline,
+    cfg: &RunConfig,
+    sinks: Vec<Box<dyn Sink + 'a>>,
+    owners: &[u16],
+) -> RunResult {
     let workers = sinks.len().max(1);
     let loops = cfg.loops.max(1);
     let mut events = cfg.events.clone();
@@ -255,17 +206,18 @@ pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec
     // Each loop continues the clock where the last ended (plus a second), so connection
     // timing stays monotonic.
     let span = last.saturating_sub(first) + 1_000_000_000;
-    let mut lists: Vec<Vec<&CapFrame>> = vec![Vec::new(); workers];
-    for f in &cap.frames {
-        lists[worker_of(cap.frame(f), workers)].push(f);
+    let mut lists: Vec<Vec<(u64, &CapFrame)>> = vec![Vec::new(); workers];
+    for (i, (f, &w)) in cap.frames.iter().zip(owners).enumerate() {
+        lists[usize::from(w)].push((i as u64, f));
     }
+    let frames = cap.frames.len() as u64;
     let barrier = Barrier::new(workers);
     // Each worker's current capture time: connections are expired at the earliest of them.
     let clocks: Vec<AtomicU64> = (0..workers).map(|_| AtomicU64::new(0)).collect();
     let applied = Mutex::new(Vec::new());
     let emitted = AtomicU64::new(0);
     let done = AtomicU64::new(0);
-    let total = cap.frames.len() as u64 * u64::from(loops);
+    let total = frames.saturating_mul(u64::from(loops));
     let bar = (cfg.progress && total >= 10_000).then(|| {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
@@ -301,13 +253,16 @@ pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec
                         barrier.wait();
                     };
                     'frames: for lp in 0..u64::from(loops) {
-                        for f in list {
+                        for &(index, f) in list {
                             if stop.load(Relaxed) {
                                 break 'frames;
                             }
-                            let rel = f.ts_ns.saturating_sub(first) + lp * span;
+                            let seq = lp.saturating_mul(frames).saturating_add(index);
+                            let rel = f.ts_ns.saturating_sub(first).saturating_add(lp.saturating_mul(span));
                             while next_ev < events.len() && events[next_ev].at.as_nanos() <= u128::from(rel) {
+                                sink.waiting(true);
                                 apply(&events[next_ev]);
+                                sink.waiting(false);
                                 next_ev += 1;
                             }
                             if let Some(wait) = pace(cfg.pacing, start, rel, sent, workers) {
@@ -317,7 +272,7 @@ pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec
                                 }
                             }
                             let data = cap.frame(f);
-                            let ts = f.ts_ns + lp * span;
+                            let ts = f.ts_ns.saturating_add(lp.saturating_mul(span));
                             clocks[wi].store(ts, Relaxed);
                             if sent % 1024 == 1023 {
                                 let min = clocks.iter().map(|c| c.load(Relaxed)).min().unwrap_or(ts);
@@ -325,7 +280,10 @@ pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec
                             }
                             let n = data.len().min(MAX_FRAME);
                             buf[HEADROOM..HEADROOM + n].copy_from_slice(&data[..n]);
-                            let Some(mut fb) = FrameBuf::new(&mut buf, HEADROOM, n) else { continue };
+                            let Some(mut fb) = FrameBuf::new(&mut buf, HEADROOM, n) else {
+                                sink.end_of_frame(seq);
+                                continue;
+                            };
                             let mut extra = 0u64;
                             let mut refused: Option<OutputError> = None;
                             let outcome =
@@ -349,6 +307,7 @@ pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec
                                 worker.counters.output_refused[why.index()] += 1;
                             }
                             emitted.fetch_add(extra, Relaxed);
+                            sink.end_of_frame(seq);
                             sent += 1;
                             if sent.is_multiple_of(4096) {
                                 let d = done.fetch_add(4096, Relaxed) + 4096;
@@ -360,10 +319,12 @@ pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec
                     }
                     sink.flush();
                     clocks[wi].store(u64::MAX, Relaxed);
+                    sink.waiting(true);
                     while next_ev < events.len() {
                         apply(&events[next_ev]);
                         next_ev += 1;
                     }
+                    sink.waiting(false);
                     worker.counters
                 })
             })
@@ -413,32 +374,4 @@ fn pace(p: Pacing, start: Instant, rel: u64, sent: u64, workers: usize) -> Optio
     };
     let now = start.elapsed();
     (due > now + Duration::from_micros(100)).then(|| due - now)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_parse() {
-        let e = parse_event("1.5:drain=10.0.0.1").unwrap();
-        assert_eq!((e.at, e.action), (Duration::from_millis(1500), Action::Drain("10.0.0.1".parse().unwrap())));
-        let e = parse_event("0:weight=[2001:db8::1]:5").unwrap();
-        assert_eq!(e.action, Action::Weight("2001:db8::1".parse().unwrap(), 5));
-        let e = parse_event("3:add=10.0.0.9,weight=2,mac=02:00:00:00:00:09").unwrap();
-        assert!(matches!(e.action, Action::Add(b) if b.weight == 2));
-        for (bad, want) in [
-            ("drain=1.2.3.4", "SECS:ACTION"),
-            ("x:drain=1.2.3.4", "not a number"),
-            ("-1:drain=1.2.3.4", "0 or more"),
-            ("1:explode=1.2.3.4", "unknown action"),
-            ("1:drain=nope", "not an address"),
-            ("1:weight=10.0.0.1", "weight=ADDR:W"),
-            ("1e20:drain=1.2.3.4", "beyond any capture"),
-            ("inf:drain=1.2.3.4", "0 or more"),
-        ] {
-            let e = parse_event(bad).unwrap_err().to_string();
-            assert!(e.starts_with(&format!("--at {bad:?}: ")) && e.contains(want), "{bad}: {e}");
-        }
-    }
 }
