@@ -66,6 +66,9 @@ own_reasons! {
     NoBackendForFamily => "no_backend_for_family",
     /// No virtual service takes the packet.
     NoService => "no_service",
+    /// To or from an address that is not unicast (multicast, broadcast, unspecified, loopback,
+    /// reserved; RFC 1812 §5.3.7): no service takes it, and no ICMP error is sent about it.
+    NotUnicast => "not_unicast",
     /// The connection's real server has no next-hop MAC.
     NoNextHop => "no_next_hop",
     /// The connection's forwarding method is local delivery, which the pipeline does not do.

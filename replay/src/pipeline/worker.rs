@@ -1,7 +1,7 @@
 //! A worker: one thread's way through the [`Pipeline`], frame by frame, in call order: process
 //! (parse, classify), then request, reply or ICMP error, then the rewrite and its outcome.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
 
 use lb_conntrack::{ConnInfo, InVerdict, NotScheduled, OutVerdict};
@@ -62,6 +62,20 @@ fn tunnel_ident(frame: &[u8], pkt: &Packet) -> u16 {
     (h ^ (h >> 16)) as u16
 }
 
+/// Whether `a` can be the source or destination of a connection a director forwards: not
+/// multicast, broadcast, unspecified, loopback or otherwise reserved (RFC 1812 §5.3.7 for IPv4:
+/// 0/8, 127/8, 224/4 and 240/4; RFC 4291 for IPv6: `::`, `::1`, ff00::/8).
+#[inline]
+fn is_unicast(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => {
+            let first = v4.octets()[0];
+            first != 0 && first != 127 && first < 224
+        }
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_loopback() || v6.is_multicast()),
+    }
+}
+
 fn mac_at(frame: &[u8], at: usize) -> MacAddr {
     let mut m = [0u8; 6];
     if let Some(s) = frame.get(at..at + 6) {
@@ -102,6 +116,9 @@ impl<'p> Worker<'p> {
             Ok(p) => p,
             Err(e) => return self.count_drop(e.into()),
         };
+        if !is_unicast(pkt.flow().dst) || !is_unicast(pkt.flow().src) {
+            return self.count_drop(DropReason::NotUnicast);
+        }
         if pkt.is_icmp_error() {
             return self.icmp_error(now, buf, &pkt, sink);
         }
@@ -378,6 +395,28 @@ mod tests {
         assert_eq!(tunnel_ident(&a, &pa), tunnel_ident(&b, &parse(&b).unwrap()));
         b[pa.l3() + 40] ^= 0xff;
         assert_ne!(tunnel_ident(&a, &pa), tunnel_ident(&b, &parse(&b).unwrap()));
+    }
+
+    #[test]
+    fn unicast_is_what_a_director_forwards() {
+        for a in ["10.0.0.1", "192.0.2.1", "223.255.255.254", "2001:db8::1", "fe80::1", "::ffff:10.0.0.1"] {
+            assert!(is_unicast(a.parse().unwrap()), "{a}");
+        }
+        for a in [
+            "0.0.0.0",
+            "0.1.2.3",
+            "127.0.0.1",
+            "224.0.0.251",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::",
+            "::1",
+            "ff02::fb",
+            "ff05::1:3",
+        ] {
+            assert!(!is_unicast(a.parse().unwrap()), "{a}");
+        }
     }
 
     #[test]
