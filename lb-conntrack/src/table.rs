@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
-use lb_sched::{DestId, Destination, Flow, ForwardMethod, Protocol, Service, Timestamp};
+use lb_sched::{fold_mul, proto, DestId, Destination, Flow, ForwardMethod, Protocol, Service, TcpFlags, Timestamp};
 use parking_lot::Mutex;
 
 use crate::config::{Config, ServiceParams, EVICTION_PROBES};
@@ -108,8 +108,6 @@ const SLOT_MASK_IN_LINK: u32 = (1 << (32 - SHARD_BITS_IN_LINK)) - 1;
 /// Template timeout once it outlives its own while still controlling connections
 /// (`ip_vs_conn_expire`: 60 s).
 const CONTROL_GRACE_MS: u32 = 60_000;
-
-const PROTO_TCP: u8 = 6;
 
 #[derive(Clone, Debug)]
 struct Entry<A> {
@@ -511,12 +509,6 @@ impl<A: Addr> Family<A> {
     }
 }
 
-#[inline]
-fn fold_mul(a: u64, b: u64) -> u64 {
-    let r = u128::from(a) * u128::from(b);
-    (r as u64) ^ ((r >> 64) as u64)
-}
-
 const K1: u64 = 0x9E37_79B9_7F4A_7C15;
 const K2: u64 = 0xD6E8_FEB8_6659_FD93;
 const KIND_IN: u64 = 1;
@@ -816,8 +808,8 @@ impl ConnTable {
         svc: &Service,
         params: &ServiceParams,
     ) -> InVerdict {
-        let is_tcp = k.proto == PROTO_TCP;
-        let syn = is_tcp && f & tcp::flags::SYN != 0;
+        let is_tcp = k.proto == proto::TCP;
+        let syn = is_tcp && f & TcpFlags::SYN != 0;
         let hc = self.client_hash(k.proto, k.caddr, k.cport);
         let hin = sub_hash(hc, k.vaddr, k.vport, KIND_IN);
         let si = fam.index_of(hc);
@@ -855,9 +847,9 @@ impl ConnTable {
         self.drop_control(fam, dropped_link);
 
         // An unknown connection: may this packet create one? (tcp_conn_schedule)
-        if is_tcp && (f & tcp::flags::RST != 0 || (!syn && !self.cfg.sloppy_tcp)) {
+        if is_tcp && (f & TcpFlags::RST != 0 || (!syn && !self.cfg.sloppy_tcp)) {
             self.not_scheduled.fetch_add(1, Relaxed);
-            let why = if f & tcp::flags::RST != 0 { NotScheduled::Rst } else { NotScheduled::NotSyn };
+            let why = if f & TcpFlags::RST != 0 { NotScheduled::Rst } else { NotScheduled::NotSyn };
             return InVerdict::NotScheduled(why);
         }
 
@@ -964,7 +956,7 @@ impl ConnTable {
 
     /// `is_new_conn_expected` (current kernels).
     fn new_conn_expected<A: Addr>(&self, e: &Entry<A>) -> bool {
-        if e.proto != PROTO_TCP {
+        if e.proto != proto::TCP {
             return false;
         }
         match e.state() {
@@ -1204,7 +1196,7 @@ impl ConnTable {
             e.last_seen = now;
         }
         let old = e.state();
-        let new = if e.proto == PROTO_TCP {
+        let new = if e.proto == proto::TCP {
             let mut dir = dir;
             if e.flags & F_NOOUTPUT != 0 {
                 if dir == Dir::Output {
