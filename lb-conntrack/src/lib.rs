@@ -44,6 +44,6 @@ mod index;
 mod table;
 pub mod tcp;
 
-pub use config::{Config, Persistence, ServiceParams, Timeouts, EVICTION_PROBES};
+pub use config::{Config, Persistence, ServiceParams, TimeoutError, Timeouts, EVICTION_PROBES};
 pub use table::{ConnInfo, ConnTable, ExpireStats, InVerdict, NotScheduled, OutVerdict, Stats};
 pub use tcp::State;
