@@ -39,11 +39,21 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod capacity;
 mod config;
+mod entry;
+mod expire;
 mod index;
+mod inspect;
+mod key;
+mod shard;
 mod table;
 pub mod tcp;
+mod template;
+mod timers;
+mod verdict;
 
 pub use config::{Config, Persistence, ServiceParams, TimeoutError, Timeouts, EVICTION_PROBES};
-pub use table::{ConnInfo, ConnTable, ExpireStats, InVerdict, NotScheduled, OutVerdict, Stats};
+pub use table::ConnTable;
 pub use tcp::State;
+pub use verdict::{ConnInfo, ExpireStats, InVerdict, NotScheduled, OutVerdict, Stats};
