@@ -8,7 +8,7 @@ use lb_sched::ForwardMethod;
 use crate::config::EVICTION_PROBES;
 use crate::entry::{Entry, F_INACTIVE, NO_LINK, SHARD_BITS_IN_LINK, SLOT_MASK_IN_LINK};
 use crate::key::{addr_of, sub_hash, Addr, KIND_IN, KIND_OUT, KIND_TMPL};
-use crate::shard::{Family, Shard, CHUNK};
+use crate::shard::{Family, Shard};
 use crate::table::ConnTable;
 
 impl ConnTable {
@@ -86,25 +86,5 @@ impl ConnTable {
             }
         }
         None
-    }
-
-    /// Removes everything (counters released).
-    pub fn clear(&self) {
-        fn go<A: Addr>(t: &ConnTable, fam: &Family<A>) {
-            let mut links = Vec::new();
-            for m in fam.shards.iter() {
-                let mut sh = m.lock();
-                let n = (sh.chunks.len() * CHUNK) as u32;
-                for slot in 0..n {
-                    if sh.in_use(slot) {
-                        links.push(t.release(&mut sh, slot));
-                    }
-                }
-            }
-            // Templates are gone too: nothing left to decrement.
-            drop(links);
-        }
-        go(self, &self.v4);
-        go(self, &self.v6);
     }
 }
