@@ -39,7 +39,7 @@ use crate::verdict::{ConnInfo, InVerdict, NotScheduled, OutVerdict};
 /// ## Capacity policy
 /// At most `max_connections` connections and templates. A new one that does not fit first
 /// evicts an embryonic connection (SYN_RECV or SYNACK: a handshake never completed) from its own
-/// shard, then from up to [`EVICTION_PROBES`] other shards that are not locked at that moment;
+/// shard, then from up to [`EVICTION_PROBES`](crate::EVICTION_PROBES) other shards that are not locked at that moment;
 /// if none is found it is refused ([`InVerdict::Refused`]). Established and closing connections
 /// are never evicted: a SYN flood can only displace other embryonic connections. Every
 /// eviction and refusal is counted.

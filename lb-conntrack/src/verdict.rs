@@ -52,7 +52,7 @@ pub enum NotScheduled {
     Unsupported,
 }
 
-/// The outcome of a client → virtual service packet ([`ConnTable::input`]).
+/// The outcome of a client → virtual service packet ([`ConnTable::input`](crate::ConnTable::input)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InVerdict {
     /// Forward to the connection's destination.
@@ -70,7 +70,7 @@ pub enum InVerdict {
     Refused,
 }
 
-/// The outcome of a server → client packet ([`ConnTable::output`]).
+/// The outcome of a server → client packet ([`ConnTable::output`](crate::ConnTable::output)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutVerdict {
     /// The reply belongs to this connection (for NAT: SNAT it to `vaddr:vport`).
