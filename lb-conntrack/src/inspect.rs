@@ -1,10 +1,11 @@
-//! Read-only views of the table: lookups that do not touch a connection, iteration, counters
-//! and memory use.
+//! Read-only views of the table: its configuration, size and shards, lookups that do not touch a
+//! connection, iteration, counters and memory use.
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use lb_sched::{Flow, ForwardMethod, Timestamp};
 
+use crate::config::Config;
 use crate::entry::{conn_info, Entry};
 use crate::key::{key_of, sub_hash, Addr, FamilyKey, Key, KIND_IN, KIND_OUT};
 use crate::shard::{Family, CHUNK};
@@ -12,6 +13,43 @@ use crate::table::ConnTable;
 use crate::verdict::{ConnInfo, Stats};
 
 impl ConnTable {
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Connections and templates held.
+    pub fn len(&self) -> usize {
+        self.total.load(Relaxed)
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The lock shard that holds the connection of `flow` (a client → virtual service flow),
+    /// which is also where its replies are looked up: shards are chosen by the client's address,
+    /// port and protocol. `None` for a flow the table does not key (a protocol without ports, or
+    /// addresses of two families).
+    ///
+    /// Every packet takes its shard's lock, so two threads whose flows share shards move those
+    /// locks' cache lines between their cores on nearly every packet. A data plane that steers
+    /// flows to workers by this (as a NIC's RSS steers them to queues), so that each worker owns
+    /// a disjoint set of shards, keeps each lock in one core's cache. BENCHMARKS.md measures both.
+    pub fn shard_of(&self, flow: &Flow) -> Option<usize> {
+        match key_of(flow)? {
+            FamilyKey::V4(k) => Some(self.v4.index_of(self.client_hash(k.proto, k.caddr, k.cport))),
+            FamilyKey::V6(k) => Some(self.v6.index_of(self.client_hash(k.proto, k.caddr, k.cport))),
+        }
+    }
+
+    /// The number of lock shards of each address family (a power of two, from
+    /// [`Config::max_connections`]); [`ConnTable::shard_of`] is below it.
+    pub fn shard_count(&self) -> usize {
+        self.v4.shards.len()
+    }
+
     /// The connection of a client → virtual service `flow` at time `now`, without touching it
     /// (for ICMP errors that quote a connection's packet, and for telling replies from
     /// requests). A connection past its deadline at `now` is not returned.

@@ -109,43 +109,8 @@ impl ConnTable {
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
-    /// Connections and templates held.
-    pub fn len(&self) -> usize {
-        self.total.load(Relaxed)
-    }
-
-    /// Whether the table is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The lock shard that holds the connection of `flow` (a client → virtual service flow),
-    /// which is also where its replies are looked up: shards are chosen by the client's address,
-    /// port and protocol. `None` for a flow the table does not key (a protocol without ports, or
-    /// addresses of two families).
-    ///
-    /// Every packet takes its shard's lock, so two threads whose flows share shards move those
-    /// locks' cache lines between their cores on nearly every packet. A data plane that steers
-    /// flows to workers by this (as a NIC's RSS steers them to queues), so that each worker owns
-    /// a disjoint set of shards, keeps each lock in one core's cache. BENCHMARKS.md measures both.
-    pub fn shard_of(&self, flow: &Flow) -> Option<usize> {
-        match key_of(flow)? {
-            FamilyKey::V4(k) => Some(self.v4.index_of(self.client_hash(k.proto, k.caddr, k.cport))),
-            FamilyKey::V6(k) => Some(self.v6.index_of(self.client_hash(k.proto, k.caddr, k.cport))),
-        }
-    }
-
-    /// The number of lock shards of each address family (a power of two, from
-    /// [`Config::max_connections`]); [`ConnTable::shard_of`] is below it.
-    pub fn shard_count(&self) -> usize {
-        self.v4.shards.len()
-    }
-
+    /// The table's hash of a client (protocol, address, port): it picks the shard, and every
+    /// index hash of the client's entries starts from it.
     #[inline]
     pub(crate) fn client_hash<A: Addr>(&self, proto: u8, caddr: A, cport: u16) -> u64 {
         let (hi, lo) = caddr.words();
