@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dashmap::DashMap;
-use lb_conntrack::tcp::flags::{ACK, SYN};
 use lb_conntrack::{Config, ConnTable, InVerdict, ServiceParams, State};
-use lb_sched::{DestConfig, Flow, ForwardMethod, Protocol, SchedConfig, Service, Timestamp};
+use lb_sched::{DestConfig, Flow, ForwardMethod, Protocol, SchedConfig, Service, TcpFlags, Timestamp};
 
 const P: ServiceParams = ServiceParams { persistence: None, one_packet: false, catch_all: false };
 
@@ -60,8 +59,8 @@ fn filled(n: usize, v6: bool, svc: &Service) -> (ConnTable, Vec<Flow>) {
     let fl = flows(n, v6, 0x1234_5678 + n as u64);
     let t = Timestamp::from_secs(1);
     for f in &fl {
-        tb.input(t, f, SYN, svc, &P);
-        tb.input(t, f, ACK, svc, &P);
+        tb.input(t, f, TcpFlags::SYN, svc, &P);
+        tb.input(t, f, TcpFlags::ACK, svc, &P);
     }
     assert_eq!(tb.stats().states[State::Established as usize] as usize, n, "random keys collided");
     (tb, fl)
@@ -152,7 +151,7 @@ fn two_threads(
                 let mut i = w * 7919;
                 for _ in 0..iters {
                     i = (i + step) & 0xffff;
-                    black_box(tb.input(t, &mine[i], ACK, svc, &P));
+                    black_box(tb.input(t, &mine[i], TcpFlags::ACK, svc, &P));
                 }
             });
         }
@@ -171,7 +170,7 @@ fn hit_update(c: &mut Criterion) {
             let idx: Vec<usize> = (0..1 << 16).map(|_| order.next() as usize % n).collect();
             let t = Timestamp::from_secs(2);
             assert!(
-                matches!(tb.input(t, &fl[0], ACK, &svc, &P), InVerdict::Forward(c) if c.state == State::Established)
+                matches!(tb.input(t, &fl[0], TcpFlags::ACK, &svc, &P), InVerdict::Forward(c) if c.state == State::Established)
             );
             g.throughput(Throughput::Elements(1));
             // The flows in the order they are looked up, read sequentially (as the peers read
@@ -181,11 +180,11 @@ fn hit_update(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new(format!("hit_update/{fam}"), label), |b| {
                 b.iter(|| {
                     i = (i + 1) & 0xffff;
-                    tb.input(t, black_box(&ordered[i]), ACK, &svc, &P)
+                    tb.input(t, black_box(&ordered[i]), TcpFlags::ACK, &svc, &P)
                 })
             });
             // Batched: 32 packets a call.
-            let batch: Vec<(Flow, u8)> = idx[..32 * 64].iter().map(|&k| (fl[k], ACK)).collect();
+            let batch: Vec<(Flow, u8)> = idx[..32 * 64].iter().map(|&k| (fl[k], TcpFlags::ACK)).collect();
             let mut out = vec![InVerdict::Refused; 32];
             g.throughput(Throughput::Elements(32));
             let mut j = 0;
@@ -291,7 +290,7 @@ fn insert_expire(c: &mut Criterion) {
             let mut i = 0usize;
             // Warm up to the steady state.
             for _ in 0..n + n / 4 {
-                tb.input(Timestamp::from_nanos(now), &fl[i & ((1 << 22) - 1)], SYN, &svc, &P);
+                tb.input(Timestamp::from_nanos(now), &fl[i & ((1 << 22) - 1)], TcpFlags::SYN, &svc, &P);
                 i += 1;
                 now += step;
                 if i.is_multiple_of(256) {
@@ -300,7 +299,7 @@ fn insert_expire(c: &mut Criterion) {
             }
             g.bench_function(BenchmarkId::new(format!("insert_expire/{fam}"), label), |b| {
                 b.iter(|| {
-                    let v = tb.input(Timestamp::from_nanos(now), &fl[i & ((1 << 22) - 1)], SYN, &svc, &P);
+                    let v = tb.input(Timestamp::from_nanos(now), &fl[i & ((1 << 22) - 1)], TcpFlags::SYN, &svc, &P);
                     i += 1;
                     now += step;
                     if i.is_multiple_of(256) {

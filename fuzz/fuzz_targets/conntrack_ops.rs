@@ -215,7 +215,7 @@ fuzz_target!(|input: (Setup, Vec<Op>)| {
                 let f = flow(&pkt);
                 match table.lookup_in(now, &f) {
                     Some(_) if by_client => {
-                        let _ = table.output_in(now, &f, pkt.flags);
+                        let _ = table.output_for_client(now, &f, pkt.flags);
                     }
                     Some(c) => {
                         let _ = table.output(now, &reply(&c), pkt.flags);

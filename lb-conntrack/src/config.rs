@@ -29,22 +29,60 @@ impl Timeouts {
     /// Parses `STATE=SECS` as `replay --timeout` and ipvsadm spell it: a state name
     /// (`established`, `syn_recv`, `fin_wait`, `udp`, ..., case-insensitive; `tcp` means
     /// ESTABLISHED and `tcpfin` FIN_WAIT, as `ipvsadm --set tcp tcpfin udp`).
-    pub fn parse_assignment(&mut self, s: &str) -> Result<(), String> {
-        let (name, secs) = s.split_once('=').ok_or_else(|| format!("timeout {s:?}: expected STATE=SECS"))?;
-        let secs: u64 =
-            secs.trim().parse().map_err(|_| format!("timeout {s:?}: {:?} is not a number of seconds", secs.trim()))?;
+    pub fn parse_assignment(&mut self, s: &str) -> Result<(), TimeoutError> {
+        let (name, secs) =
+            s.split_once('=').ok_or_else(|| TimeoutError::MissingEquals { assignment: s.to_string() })?;
+        let secs: u64 = secs
+            .trim()
+            .parse()
+            .map_err(|_| TimeoutError::NotSeconds { assignment: s.to_string(), value: secs.trim().to_string() })?;
         let name = name.trim().to_ascii_uppercase().replace('-', "_");
         let state = match name.as_str() {
             "TCP" => State::Established,
             "TCPFIN" => State::FinWait,
-            other => State::ALL.into_iter().find(|st| st.name() == other).ok_or_else(|| {
-                let known: Vec<_> = State::ALL.iter().map(|st| st.name().to_ascii_lowercase()).collect();
-                format!("timeout {s:?}: unknown state {:?}; known: {}, tcp, tcpfin", name, known.join(", "))
-            })?,
+            other => State::ALL
+                .into_iter()
+                .find(|st| st.name() == other)
+                .ok_or_else(|| TimeoutError::UnknownState { assignment: s.to_string(), name: name.clone() })?,
         };
         self.set(state, Duration::from_secs(secs));
         Ok(())
     }
+}
+
+/// Why [`Timeouts::parse_assignment`] rejected a `STATE=SECS` assignment. Each variant keeps
+/// the whole assignment as given, which its message quotes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TimeoutError {
+    /// No `=` between the state and the seconds.
+    #[error("timeout {assignment:?}: expected STATE=SECS")]
+    MissingEquals {
+        /// The assignment as given.
+        assignment: String,
+    },
+    /// The part after `=` is not a whole number of seconds.
+    #[error("timeout {assignment:?}: {value:?} is not a number of seconds")]
+    NotSeconds {
+        /// The assignment as given.
+        assignment: String,
+        /// The part after `=`, trimmed.
+        value: String,
+    },
+    /// The part before `=` names no state.
+    #[error("timeout {assignment:?}: unknown state {name:?}; known: {}, tcp, tcpfin", known_states())]
+    UnknownState {
+        /// The assignment as given.
+        assignment: String,
+        /// The state name as looked up (trimmed, upper-cased, `-` read as `_`).
+        name: String,
+    },
+}
+
+/// The state names [`Timeouts::parse_assignment`] knows, lower-case, comma-separated.
+fn known_states() -> String {
+    let known: Vec<_> = State::ALL.iter().map(|st| st.name().to_ascii_lowercase()).collect();
+    known.join(", ")
 }
 
 /// What the table does when it is full (documented policy, see [`crate::ConnTable`]).
@@ -140,8 +178,35 @@ mod tests {
         assert_eq!(t.get(State::SynRecv), Duration::from_secs(5));
         assert_eq!(t.get(State::FinWait), Duration::from_secs(7));
         assert_eq!(t.get(State::Udp), Duration::from_secs(30));
-        assert!(t.parse_assignment("bogus=1").unwrap_err().contains("unknown state"));
-        assert!(t.parse_assignment("udp=x").unwrap_err().contains("not a number"));
-        assert!(t.parse_assignment("udp").unwrap_err().contains("STATE=SECS"));
+        assert!(t.parse_assignment("bogus=1").unwrap_err().to_string().contains("unknown state"));
+        assert!(t.parse_assignment("udp=x").unwrap_err().to_string().contains("not a number"));
+        assert!(t.parse_assignment("udp").unwrap_err().to_string().contains("STATE=SECS"));
+    }
+
+    /// The messages are exactly the ones `parse_assignment` returned as strings before it had
+    /// an error type (`replay --timeout` prints them).
+    #[test]
+    fn timeout_error_missing_equals_text() {
+        let e = Timeouts::default().parse_assignment("udp").unwrap_err();
+        assert_eq!(e, TimeoutError::MissingEquals { assignment: "udp".into() });
+        assert_eq!(e.to_string(), r#"timeout "udp": expected STATE=SECS"#);
+    }
+
+    #[test]
+    fn timeout_error_not_seconds_text() {
+        let e = Timeouts::default().parse_assignment("udp= 1.5 ").unwrap_err();
+        assert_eq!(e, TimeoutError::NotSeconds { assignment: "udp= 1.5 ".into(), value: "1.5".into() });
+        assert_eq!(e.to_string(), r#"timeout "udp= 1.5 ": "1.5" is not a number of seconds"#);
+    }
+
+    #[test]
+    fn timeout_error_unknown_state_text() {
+        let e = Timeouts::default().parse_assignment(" bogus-state =1").unwrap_err();
+        assert_eq!(e, TimeoutError::UnknownState { assignment: " bogus-state =1".into(), name: "BOGUS_STATE".into() });
+        assert_eq!(
+            e.to_string(),
+            r#"timeout " bogus-state =1": unknown state "BOGUS_STATE"; known: none, established, syn_sent, syn_recv, fin_wait, time_wait, close, close_wait, last_ack, listen, synack, udp, tcp, tcpfin"#
+        );
+        let _: &dyn std::error::Error = &e;
     }
 }

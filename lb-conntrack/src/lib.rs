@@ -24,26 +24,36 @@
 //!   index grows) and never panics.
 //!
 //! ```
-//! use lb_conntrack::{tcp::flags, Config, ConnTable, InVerdict, ServiceParams, State};
-//! use lb_sched::{DestConfig, Flow, Protocol, SchedConfig, Service, Timestamp};
+//! use lb_conntrack::{Config, ConnTable, InVerdict, ServiceParams, State};
+//! use lb_sched::{DestConfig, Flow, Protocol, SchedConfig, Service, TcpFlags, Timestamp};
 //!
 //! let svc = Service::new("wlc", SchedConfig::default()).unwrap();
 //! svc.add(DestConfig::new("10.0.0.1".parse().unwrap(), 80)).unwrap();
 //! let table = ConnTable::new(Config::default());
 //! let flow = Flow::v4(Protocol::Tcp, "192.0.2.1".parse().unwrap(), 40000, "198.51.100.1".parse().unwrap(), 80);
 //! let t0 = Timestamp::from_secs(1);
-//! let InVerdict::Forward(c) = table.input(t0, &flow, flags::SYN, &svc, &ServiceParams::default()) else { panic!() };
+//! let InVerdict::Forward(c) = table.input(t0, &flow, TcpFlags::SYN, &svc, &ServiceParams::default()) else { panic!() };
 //! assert!(c.created);
 //! assert_eq!(c.state, State::SynRecv); // DR (the default method): INPUT-ONLY row
 //! assert_eq!(svc.destinations()[0].active_conns(), 1);
 //! ```
 #![forbid(unsafe_code)]
 
+mod capacity;
 mod config;
+mod entry;
+mod expire;
 mod index;
+mod inspect;
+mod key;
+mod shard;
 mod table;
 pub mod tcp;
+mod template;
+mod timers;
+mod verdict;
 
-pub use config::{Config, Persistence, ServiceParams, Timeouts, EVICTION_PROBES};
-pub use table::{ConnInfo, ConnTable, ExpireStats, InVerdict, NotScheduled, OutVerdict, Stats};
+pub use config::{Config, Persistence, ServiceParams, TimeoutError, Timeouts, EVICTION_PROBES};
+pub use table::ConnTable;
 pub use tcp::State;
+pub use verdict::{ConnInfo, ExpireStats, InVerdict, NotScheduled, OutVerdict, Stats};

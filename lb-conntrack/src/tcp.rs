@@ -3,19 +3,7 @@
 use core::fmt;
 use core::time::Duration;
 
-/// TCP flag bits as they sit in the TCP header's flags byte.
-pub mod flags {
-    /// FIN.
-    pub const FIN: u8 = 0x01;
-    /// SYN.
-    pub const SYN: u8 = 0x02;
-    /// RST.
-    pub const RST: u8 = 0x04;
-    /// PSH.
-    pub const PSH: u8 = 0x08;
-    /// ACK.
-    pub const ACK: u8 = 0x10;
-}
+use lb_sched::TcpFlags;
 
 /// A connection's state: one of IPVS's eleven TCP states, or UDP's single state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -155,13 +143,13 @@ impl Event {
     /// ACK (such a packet moves the connection to CLOSE).
     #[inline]
     pub const fn from_flags(f: u8) -> Option<Event> {
-        if f & flags::RST != 0 {
+        if f & TcpFlags::RST != 0 {
             Some(Event::Rst)
-        } else if f & flags::SYN != 0 {
+        } else if f & TcpFlags::SYN != 0 {
             Some(Event::Syn)
-        } else if f & flags::FIN != 0 {
+        } else if f & TcpFlags::FIN != 0 {
             Some(Event::Fin)
-        } else if f & flags::ACK != 0 {
+        } else if f & TcpFlags::ACK != 0 {
             Some(Event::Ack)
         } else {
             None
@@ -260,7 +248,11 @@ mod tests {
 
     #[test]
     fn event_priority_is_rst_syn_fin_ack() {
-        use flags::*;
+        const SYN: u8 = TcpFlags::SYN;
+        const FIN: u8 = TcpFlags::FIN;
+        const RST: u8 = TcpFlags::RST;
+        const ACK: u8 = TcpFlags::ACK;
+        const PSH: u8 = TcpFlags::PSH;
         assert_eq!(Event::from_flags(RST | SYN | FIN | ACK), Some(Event::Rst));
         assert_eq!(Event::from_flags(SYN | FIN | ACK), Some(Event::Syn));
         assert_eq!(Event::from_flags(FIN | ACK), Some(Event::Fin));

@@ -3,9 +3,8 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use lb_conntrack::tcp::flags::SYN;
 use lb_conntrack::{Config, ConnTable, InVerdict, Persistence, ServiceParams, State};
-use lb_sched::{DestConfig, Flow, Protocol, SchedConfig, Service, Timestamp};
+use lb_sched::{DestConfig, Flow, Protocol, SchedConfig, Service, TcpFlags, Timestamp};
 
 fn service() -> Service {
     let s = Service::new("rr", SchedConfig::default()).unwrap();
@@ -28,7 +27,7 @@ fn expiry_is_on_time_with_epoch_timestamps() {
     let svc = service();
     let table = ConnTable::new(Config { hash_seed: Some(1), ..Config::default() });
     let t0 = Timestamp::from_secs(1_700_000_000);
-    let InVerdict::Forward(c) = table.input(t0, &flow(), SYN, &svc, &ServiceParams::default()) else {
+    let InVerdict::Forward(c) = table.input(t0, &flow(), TcpFlags::SYN, &svc, &ServiceParams::default()) else {
         panic!("the SYN is scheduled")
     };
     assert_eq!((c.state, c.timeout), (State::SynRecv, Duration::from_secs(60)));
@@ -54,7 +53,7 @@ fn expire_at_the_end_of_time_returns_and_empties_the_table() {
         let table = ConnTable::new(Config { hash_seed: Some(1), ..Config::default() });
         let params = ServiceParams { persistence: Some(Persistence::default()), ..ServiceParams::default() };
         let t0 = Timestamp::from_secs(1_000);
-        assert!(matches!(table.input(t0, &flow(), SYN, &svc, &params), InVerdict::Forward(_)));
+        assert!(matches!(table.input(t0, &flow(), TcpFlags::SYN, &svc, &params), InVerdict::Forward(_)));
         table.expire(Timestamp::MAX);
         table.expire(Timestamp::MAX);
         done.send(table.len()).unwrap();

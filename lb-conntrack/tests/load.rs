@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use lb_conntrack::tcp::flags::{ACK, FIN, SYN};
 use lb_conntrack::{Config, ConnTable, InVerdict, ServiceParams, State};
-use lb_sched::{Flow, ForwardMethod, Protocol, Timestamp};
+use lb_sched::{Flow, ForwardMethod, Protocol, TcpFlags, Timestamp};
 
 const P: ServiceParams = ServiceParams { persistence: None, one_packet: false, catch_all: false };
 
@@ -24,11 +23,11 @@ fn an_expiry_pass_visits_what_is_due_not_the_table() {
     let tb = ConnTable::new(Config { hash_seed: Some(3), ..Config::default() });
     // 20,000 established connections (900 s) and 100 half-open ones (SYN_RECV, 60 s).
     for i in 0..20_000 {
-        fwd(tb.input(t(1.0), &client(i, 1000), SYN, &svc, &P));
-        fwd(tb.input(t(1.0), &client(i, 1000), ACK, &svc, &P));
+        fwd(tb.input(t(1.0), &client(i, 1000), TcpFlags::SYN, &svc, &P));
+        fwd(tb.input(t(1.0), &client(i, 1000), TcpFlags::ACK, &svc, &P));
     }
     for i in 0..100 {
-        fwd(tb.input(t(1.0), &client(100_000 + i, 2000), SYN, &svc, &P));
+        fwd(tb.input(t(1.0), &client(100_000 + i, 2000), TcpFlags::SYN, &svc, &P));
     }
     // Nothing due: an expiry pass at 30 s visits nothing at all.
     assert_eq!(tb.expire(t(30.0)).visited, 0);
@@ -39,12 +38,12 @@ fn an_expiry_pass_visits_what_is_due_not_the_table() {
     assert_eq!(tb.len(), 20_000);
     // 10 of the established ones close (FIN_WAIT in DR, 120 s) and are due at 200 s.
     for i in 0..10 {
-        fwd(tb.input(t(80.0), &client(i, 1000), FIN | ACK, &svc, &P));
+        fwd(tb.input(t(80.0), &client(i, 1000), TcpFlags::FIN | TcpFlags::ACK, &svc, &P));
     }
     let st = tb.expire(t(200.0));
     assert_eq!((st.expired, st.visited), (10, 10));
     // A connection that keeps talking is visited once at its old deadline and moved on.
-    fwd(tb.input(t(500.0), &client(10, 1000), ACK, &svc, &P));
+    fwd(tb.input(t(500.0), &client(10, 1000), TcpFlags::ACK, &svc, &P));
     let st = tb.expire(t(901.0));
     assert_eq!(st.expired, 20_000 - 10 - 1);
     assert_eq!(st.visited, 20_000 - 10);
@@ -59,8 +58,8 @@ fn a_syn_flood_of_ten_times_the_capacity_evicts_no_established_connection() {
     let tb = ConnTable::new(Config { max_connections: cap, hash_seed: Some(9), ..Config::default() });
     let established = 4_000u32;
     for i in 0..established {
-        fwd(tb.input(t(1.0), &client(i, 1000), SYN, &svc, &P));
-        fwd(tb.input(t(1.0), &client(i, 1000), ACK, &svc, &P));
+        fwd(tb.input(t(1.0), &client(i, 1000), TcpFlags::SYN, &svc, &P));
+        fwd(tb.input(t(1.0), &client(i, 1000), TcpFlags::ACK, &svc, &P));
     }
     // 100,000 SYNs from pseudo-random sources and ports.
     let mut x = 0x1234_5678_9abc_def0u64;
@@ -71,7 +70,7 @@ fn a_syn_flood_of_ten_times_the_capacity_evicts_no_established_connection() {
         x ^= x << 17;
         let f =
             Flow::v4(Protocol::Tcp, Ipv4Addr::from((x >> 32) as u32 | 1), x as u16, Ipv4Addr::new(198, 51, 100, 1), 80);
-        match tb.input(t(2.0), &f, SYN, &svc, &P) {
+        match tb.input(t(2.0), &f, TcpFlags::SYN, &svc, &P) {
             InVerdict::Forward(_) => forwarded += 1,
             InVerdict::Refused => refused += 1,
             other => panic!("{other:?}"),
@@ -112,12 +111,12 @@ fn threads_update_and_insert_while_one_expires() {
                     let now = Timestamp::from_nanos(clock.fetch_add(1000, SeqCst));
                     // Each thread its own clients; connections of 500 clients at a time.
                     let f = client(w * 1_000_000 + i % 5000, 1000 + (i / 5000) as u16);
-                    if let InVerdict::Forward(c) = tb.input(now, &f, SYN, &svc, &P) {
+                    if let InVerdict::Forward(c) = tb.input(now, &f, TcpFlags::SYN, &svc, &P) {
                         created += u64::from(c.created);
-                        let _ = tb.output(now, &reply(&c), SYN | ACK);
-                        let _ = tb.input(now, &f, ACK, &svc, &P);
+                        let _ = tb.output(now, &reply(&c), TcpFlags::SYN | TcpFlags::ACK);
+                        let _ = tb.input(now, &f, TcpFlags::ACK, &svc, &P);
                         if i % 3 == 0 {
-                            let _ = tb.input(now, &f, FIN | ACK, &svc, &P);
+                            let _ = tb.input(now, &f, TcpFlags::FIN | TcpFlags::ACK, &svc, &P);
                         }
                     }
                 }

@@ -6,9 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use lb_conntrack::tcp::flags::{ACK, FIN, RST, SYN};
 use lb_conntrack::{Config, ConnTable, Persistence, ServiceParams, State};
-use lb_sched::{DestConfig, ForwardMethod, Timestamp};
+use lb_sched::{DestConfig, ForwardMethod, TcpFlags, Timestamp};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -23,7 +22,14 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let fl = prop_oneof![Just(SYN), Just(ACK), Just(FIN | ACK), Just(RST), Just(SYN | ACK), Just(0u8)];
+    let fl = prop_oneof![
+        Just(TcpFlags::SYN),
+        Just(TcpFlags::ACK),
+        Just(TcpFlags::FIN | TcpFlags::ACK),
+        Just(TcpFlags::RST),
+        Just(TcpFlags::SYN | TcpFlags::ACK),
+        Just(0u8)
+    ];
     prop_oneof![
         6 => (0u8..6, 0u8..4, any::<bool>(), fl.clone()).prop_map(|(client, port, udp, flags)| Op::In { client, port, udp, flags }),
         3 => (0u8..6, 0u8..4, fl).prop_map(|(client, port, flags)| Op::Out { client, port, flags }),

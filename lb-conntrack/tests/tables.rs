@@ -3,7 +3,8 @@
 //! The tables below are the reference's own text, pasted verbatim (bold markers and all) and
 //! parsed here: they are not read back from the crate's constants.
 
-use lb_conntrack::tcp::{self, flags, Dir, State};
+use lb_conntrack::tcp::{self, Dir, State};
+use lb_sched::TcpFlags;
 
 const REFERENCE: &str = r#"
 ### 2.3 `tcp_states` (normal). Cells show the next state; columns are the current state.
@@ -99,10 +100,10 @@ fn cells() -> Vec<(bool, Dir, u8, State, State)> {
         } else if l.starts_with("|syn|") || l.starts_with("|fin|") || l.starts_with("|ack|") || l.starts_with("|rst|") {
             let mut cols = l.trim_matches('|').split('|');
             let ev = match cols.next().unwrap() {
-                "syn" => flags::SYN,
-                "fin" => flags::FIN,
-                "ack" => flags::ACK,
-                _ => flags::RST,
+                "syn" => TcpFlags::SYN,
+                "fin" => TcpFlags::FIN,
+                "ack" => TcpFlags::ACK,
+                _ => TcpFlags::RST,
             };
             for (cur, next) in columns.iter().zip(cols) {
                 out.push((secure, dir, ev, *cur, state(next)));
@@ -134,17 +135,20 @@ fn every_cell_of_the_six_tables_matches_the_reference() {
 #[test]
 fn combined_flags_follow_the_event_priority() {
     // SYN+ACK is a syn event, FIN+ACK a fin event, RST+ACK an rst event.
-    assert_eq!(tcp::next_state(&tcp::NORMAL, Dir::Output, flags::SYN | flags::ACK, State::SynRecv), State::SynRecv);
     assert_eq!(
-        tcp::next_state(&tcp::NORMAL, Dir::Input, flags::FIN | flags::ACK, State::Established),
+        tcp::next_state(&tcp::NORMAL, Dir::Output, TcpFlags::SYN | TcpFlags::ACK, State::SynRecv),
+        State::SynRecv
+    );
+    assert_eq!(
+        tcp::next_state(&tcp::NORMAL, Dir::Input, TcpFlags::FIN | TcpFlags::ACK, State::Established),
         State::CloseWait
     );
     assert_eq!(
-        tcp::next_state(&tcp::NORMAL, Dir::InputOnly, flags::RST | flags::ACK, State::Established),
+        tcp::next_state(&tcp::NORMAL, Dir::InputOnly, TcpFlags::RST | TcpFlags::ACK, State::Established),
         State::Close
     );
     // No SYN/FIN/ACK/RST at all: CLOSE, from any state and table.
     for s in State::ALL.iter().take(11) {
-        assert_eq!(tcp::next_state(&tcp::SECURE, Dir::Input, flags::PSH, *s), State::Close);
+        assert_eq!(tcp::next_state(&tcp::SECURE, Dir::Input, TcpFlags::PSH, *s), State::Close);
     }
 }

@@ -110,9 +110,7 @@ fn icmp_errors_only_about_unicast_non_error_first_fragments_and_from_unicast() {
         let mut err = Vec::new();
         etherparse::PacketBuilder::ethernet2(ROUTER, DIRECTOR)
             .ipv4([192, 0, 2, 7], [198, 51, 100, 1], 1)
-            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
-                etherparse::icmpv4::DestUnreachableHeader::Port,
-            ))
+            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::Port))
             .write(&mut err, &quoted[14..])
             .unwrap();
         let p = run_one(mode, err);

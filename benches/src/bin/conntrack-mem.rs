@@ -5,9 +5,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use lb_conntrack::tcp::flags::{ACK, SYN};
 use lb_conntrack::{Config, ConnTable, ServiceParams};
-use lb_sched::{DestConfig, Flow, ForwardMethod, Protocol, SchedConfig, Service, Timestamp};
+use lb_sched::{DestConfig, Flow, ForwardMethod, Protocol, SchedConfig, Service, TcpFlags, Timestamp};
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm (Linux only)");
@@ -49,8 +48,8 @@ fn main() {
             } else {
                 Flow::v4(Protocol::Tcp, Ipv4Addr::from(x as u32), (x >> 32) as u16, Ipv4Addr::new(198, 51, 100, 1), 80)
             };
-            tb.input(t, &f, SYN, &svc, &p);
-            tb.input(t, &f, ACK, &svc, &p);
+            tb.input(t, &f, TcpFlags::SYN, &svc, &p);
+            tb.input(t, &f, TcpFlags::ACK, &svc, &p);
         }
         let after = rss_bytes();
         let held = tb.len();

@@ -204,7 +204,7 @@ impl<'p> Worker<'p> {
         // through the OUTPUT side of its connection's state machine. The capture says which
         // connection it is (the virtual address the client saw), so it is taken by that key:
         // the real server's tuple alone may be shared by two connections of one client port.
-        let c = match self.p.table.output_in(now, &flow.reversed(), pkt.tcp_flags().0) {
+        let c = match self.p.table.output_for_client(now, &flow.reversed(), pkt.tcp_flags().0) {
             OutVerdict::Forward(c) => c,
             OutVerdict::NoConnection => return self.count_drop(DropReason::ReplyWithoutConnection),
         };
