@@ -61,6 +61,21 @@ pub struct CaptureReport {
     pub loops: u32,
     /// Where a damaged file stopped being readable.
     pub truncated: Option<Truncated>,
+    /// `gzip` or `zstd` when the file was compressed.
+    pub compression: Option<String>,
+    /// Records read although the pcap format says they should not exist (libpcap reads them).
+    pub odd_records: OddRecordsReport,
+}
+
+/// Odd records of a classic pcap, by kind.
+#[derive(Debug, Serialize)]
+pub struct OddRecordsReport {
+    /// Included length above the file's snapshot length.
+    pub over_snaplen: u64,
+    /// Original length below the included length.
+    pub orig_below_incl: u64,
+    /// A fraction of a second of a whole second or more.
+    pub fraction_over_second: u64,
 }
 
 /// Damage in a capture.
@@ -252,6 +267,12 @@ impl Report {
                     .truncated
                     .as_ref()
                     .map(|t| Truncated { after_frames: t.after_frames, reason: t.reason.clone() }),
+                compression: cap.compression.map(|c| c.name().to_string()),
+                odd_records: OddRecordsReport {
+                    over_snaplen: cap.odd.over_snaplen,
+                    orig_below_incl: cap.odd.orig_below_incl,
+                    fraction_over_second: cap.odd.fraction_over_second,
+                },
             },
             packets: Packets {
                 read: c.read,
@@ -303,9 +324,10 @@ impl Report {
         let _ = writeln!(s, "replay: mode {}, scheduler {}", self.mode, self.scheduler);
         let _ = writeln!(
             s,
-            "capture: {} ({}, {}), {} frames{}{}",
+            "capture: {} ({}{}, {}), {} frames{}{}",
             self.capture.file,
             self.capture.format,
+            self.capture.compression.as_ref().map_or(String::new(), |c| format!(" in {c}")),
             self.capture.link_type,
             self.capture.frames,
             if self.capture.loops > 1 { format!(", {} loops", self.capture.loops) } else { String::new() },
@@ -315,6 +337,14 @@ impl Report {
                 String::new()
             },
         );
+        let o = &self.capture.odd_records;
+        if o.over_snaplen + o.orig_below_incl + o.fraction_over_second > 0 {
+            let _ = writeln!(
+                s,
+                "capture: odd records read as libpcap reads them: {} longer than the snapshot length, {} with an original length below the included one, {} with a fraction of a second over a second",
+                o.over_snaplen, o.orig_below_incl, o.fraction_over_second
+            );
+        }
         if let Some(t) = &self.capture.truncated {
             let _ = writeln!(
                 s,

@@ -311,3 +311,16 @@ fn a_vlan_tagged_capture_is_directed_as_its_untagged_original() {
         }
     }
 }
+
+/// testdata/odd/fcs.pcap is dpkt-http's first 12 frames, each with its 4-byte FCS and the
+/// link-type field saying so: the FCS is stripped, the frames are the originals.
+#[test]
+fn a_capture_with_fcs_reads_as_the_frames_without_it() {
+    let plain = Capture::open(&bundled_pcap("dpkt-http.pcap")).unwrap();
+    let fcs = Capture::open(&bundled_pcap("odd/fcs.pcap")).unwrap();
+    assert_eq!(fcs.frames.len(), 12);
+    for (a, b) in plain.frames.iter().zip(&fcs.frames) {
+        assert_eq!(plain.frame(a), fcs.frame(b));
+        assert_eq!(a.ts_ns, b.ts_ns);
+    }
+}

@@ -439,3 +439,113 @@ fn several_workers_write_the_output_in_capture_order() {
     assert!(cap.frames.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns), "timestamps never step back");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn odd(name: &str) -> String {
+    bundled_pcap(&format!("odd/{name}")).to_str().unwrap().to_string()
+}
+
+const ANY: [&str; 6] = ["--mode", "dr", "--vip", "any", "--backend", "10.0.0.1,mac=02:00:00:00:00:01"];
+
+/// Captures tcpdump and tshark read (testdata/odd, made by scripts/make_odd_captures.py from the
+/// first 12 frames of dpkt-http.pcap) are read whole, their oddities counted in the report.
+#[test]
+fn odd_captures_are_read_as_libpcap_reads_them() {
+    let plain = {
+        let mut a = ANY.to_vec();
+        let p = bundled_pcap("dpkt-http.pcap");
+        a.extend(["--topspeed", "--json", p.to_str().unwrap()]);
+        json(&a)
+    };
+    // The expected counts, from the record headers themselves (little-endian, microseconds).
+    let records = |file: &str| {
+        let b = std::fs::read(odd(file)).unwrap();
+        let snaplen = u32::from_le_bytes(b[16..20].try_into().unwrap());
+        let mut off = 24;
+        let mut v = Vec::new();
+        while off + 16 <= b.len() {
+            let w = |i: usize| u32::from_le_bytes(b[off + i..off + i + 4].try_into().unwrap());
+            v.push((w(4), w(8), w(12), snaplen));
+            off += 16 + w(8) as usize;
+        }
+        v
+    };
+    type Record = (u32, u32, u32, u32);
+    let count = |file: &str, f: &dyn Fn(&Record) -> bool| records(file).iter().filter(|r| f(r)).count();
+    let over = count("over_snaplen.pcap", &|&(_, incl, _, snap)| incl > snap);
+    let below = count("orig_below.pcap", &|&(_, incl, orig, _)| orig < incl);
+    let frac = count("usec_overflow.pcap", &|&(usec, ..)| usec >= 1_000_000);
+    assert!(over > 0 && below > 0 && frac > 0, "the fixtures hold odd records");
+    for (file, key, count) in [
+        ("snaplen0.pcap", None, 0),
+        ("fcs.pcap", None, 0),
+        ("over_snaplen.pcap", Some("over_snaplen"), over as u64),
+        ("orig_below.pcap", Some("orig_below_incl"), below as u64),
+        ("usec_overflow.pcap", Some("fraction_over_second"), frac as u64),
+    ] {
+        let path = odd(file);
+        let mut a = ANY.to_vec();
+        a.extend(["--topspeed", "--json", &path]);
+        let v = json(&a);
+        assert_eq!(n(&v, "capture.frames"), 12, "{file}: every record read");
+        assert!(v["capture"]["truncated"].is_null(), "{file}");
+        if let Some(k) = key {
+            assert_eq!(n(&v, &format!("capture.odd_records.{k}")), count, "{file}");
+        }
+        if file == "fcs.pcap" {
+            // The FCS stripped: the frames are dpkt-http's first 12, directed the same way.
+            assert!(n(&v, "packets.forwarded") + n(&v, "packets.replies_skipped") > 0);
+            assert_eq!(v["packets"]["dropped"], serde_json::json!({}), "{file}: {v}");
+        }
+    }
+    // Compressed: the same replay as the plain file.
+    for file in ["dpkt-http.pcap.gz", "dpkt-http.pcap.zst"] {
+        let path = odd(file);
+        let mut a = ANY.to_vec();
+        a.extend(["--topspeed", "--json", &path]);
+        let v = json(&a);
+        assert_eq!(v["packets"], plain["packets"], "{file}");
+        assert_eq!(v["capture"]["compression"], if file.ends_with("gz") { "gzip" } else { "zstd" });
+    }
+    // A compressed file that is cut short says so.
+    let dir = std::env::temp_dir().join(format!("lbkit-cli-gz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cut = dir.join("cut.pcap.gz");
+    let gz = std::fs::read(odd("dpkt-http.pcap.gz")).unwrap();
+    std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
+    let mut a = ANY.to_vec();
+    a.push(cut.to_str().unwrap());
+    let (code, _, err) = replay(&a);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot decompress the gzip capture"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `-` reads the capture from standard input; `--out -` writes it to standard output (the report
+/// then goes to standard error).
+#[test]
+fn standard_input_and_output() {
+    use std::io::Write;
+    let input = std::fs::read(bundled_pcap("dpkt-http.pcap")).unwrap();
+    let dir = std::env::temp_dir().join(format!("lbkit-cli-stdio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file_out = dir.join("out.pcap");
+    let mut a = ANY.to_vec();
+    let p = bundled_pcap("dpkt-http.pcap");
+    a.extend(["--topspeed", "--out", file_out.to_str().unwrap(), p.to_str().unwrap()]);
+    assert_eq!(replay(&a).0, 0);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_replay"))
+        .args(ANY)
+        .args(["--topspeed", "--out", "-", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let done = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(0), "{err}");
+    assert!(done.stdout == std::fs::read(&file_out).unwrap(), "stdout holds the same capture as --out FILE");
+    assert!(err.contains("packets:") && err.contains("<standard input>"), "the report on stderr: {err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -305,6 +305,7 @@ fn real_main() -> Result<ExitCode> {
     })?;
 
     let (cap, file) = match &cli.input {
+        Some(p) if p == Path::new("-") => (Capture::open(p)?, "<standard input>".to_string()),
         Some(p) => (Capture::open(p)?, p.display().to_string()),
         None => (Capture::from_bytes(Path::new("<bundled sample>"), SAMPLE)?, "<bundled sample>".to_string()),
     };
@@ -376,10 +377,12 @@ fn real_main() -> Result<ExitCode> {
             abandoned: None,
         });
     }
-    if cli.json {
-        println!("{}", report.to_json());
+    // With the capture on standard output, the report goes to standard error.
+    let text = if cli.json { format!("{}\n", report.to_json()) } else { report.to_text(&pipe) };
+    if cli.out.as_deref() == Some(Path::new("-")) {
+        eprint!("{text}");
     } else {
-        print!("{}", report.to_text(&pipe));
+        print!("{text}");
     }
     if res.stopped {
         let status = signal_status.load(Ordering::Relaxed) as u8;

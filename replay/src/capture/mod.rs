@@ -1,14 +1,22 @@
 //! Captures in and out: pcap and pcapng read into memory with every frame turned into Ethernet,
 //! and a pcap writer for what the director emits.
 
-use std::fs::File;
-use std::io::{BufWriter, Cursor};
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReadError, PcapReader, PcapWriter};
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::DataLink;
+
+mod compressed;
+mod out;
+mod pcap;
+
+pub use compressed::Compression;
+pub use out::{same_file, PcapOut};
+
+/// The most bytes a compressed capture may decompress to (the capture is held in memory).
+pub const MAX_DECOMPRESSED: u64 = 1 << 40;
 
 /// A capture that cannot be read at all.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +55,16 @@ pub enum CaptureError {
         /// The link type, as pcap-file names it.
         link: String,
     },
+    /// A compressed capture that could not be decompressed.
+    #[error("{path}: cannot decompress the {compression} capture: {reason}")]
+    Compressed {
+        /// The file.
+        path: PathBuf,
+        /// gzip or zstd.
+        compression: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
     /// The output file could not be written.
     #[error("{path}: cannot write: {reason}")]
     Write {
@@ -64,6 +82,25 @@ pub struct Truncation {
     pub after_frames: usize,
     /// What the reader said.
     pub reason: String,
+}
+
+/// Records of a classic pcap that break the format's rules but that libpcap (and so tcpdump and
+/// tshark) reads anyway, as replay does: counted here, reported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OddRecords {
+    /// Included length above the file's snapshot length.
+    pub over_snaplen: u64,
+    /// Original length below the included length.
+    pub orig_below_incl: u64,
+    /// A fraction of a second of a whole second or more (carried into the seconds).
+    pub fraction_over_second: u64,
+}
+
+impl OddRecords {
+    /// Whether any record was odd.
+    pub fn any(&self) -> bool {
+        self.over_snaplen + self.orig_below_incl + self.fraction_over_second > 0
+    }
 }
 
 /// A frame of a capture.
@@ -90,6 +127,10 @@ pub struct Capture {
     pub converted: usize,
     /// Set when the file ended in the middle of a record or a block was corrupt.
     pub truncated: Option<Truncation>,
+    /// Records read although libpcap's format says they should not exist.
+    pub odd: OddRecords,
+    /// How the file was compressed, if it was.
+    pub compression: Option<Compression>,
     data: Vec<u8>,
 }
 
@@ -105,14 +146,41 @@ impl Capture {
         &self.data[f.off..f.off + f.len as usize]
     }
 
-    /// Reads a pcap or pcapng file (told apart by its magic number).
+    /// Reads a pcap or pcapng file (told apart by its magic number), gzip- or
+    /// zstd-compressed or not; `-` is standard input.
     pub fn open(path: &Path) -> Result<Capture, CaptureError> {
-        let bytes = std::fs::read(path).map_err(|e| CaptureError::Read { path: path.into(), reason: e.to_string() })?;
+        let err = |e: std::io::Error| CaptureError::Read { path: path.into(), reason: e.to_string() };
+        let bytes = if path == Path::new("-") {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut v).map_err(err)?;
+            v
+        } else {
+            std::fs::read(path).map_err(err)?
+        };
         Self::from_bytes(path, &bytes)
     }
 
-    /// Parses capture bytes (`path` names it in errors and the report).
+    /// Parses capture bytes (`path` names it in errors and the report), decompressing them first
+    /// if they are gzip or zstd.
     pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Capture, CaptureError> {
+        Self::from_bytes_limited(path, bytes, MAX_DECOMPRESSED)
+    }
+
+    /// [`Capture::from_bytes`], refusing a compressed capture that decompresses to more than
+    /// `limit` bytes.
+    pub fn from_bytes_limited(path: &Path, bytes: &[u8], limit: u64) -> Result<Capture, CaptureError> {
+        let Some(c) = Compression::of(bytes) else { return Self::parse(path, bytes) };
+        let plain = c.decompress(bytes, limit).map_err(|reason| CaptureError::Compressed {
+            path: path.into(),
+            compression: c.name(),
+            reason,
+        })?;
+        let mut cap = Self::parse(path, &plain)?;
+        cap.compression = Some(c);
+        Ok(cap)
+    }
+
+    fn parse(path: &Path, bytes: &[u8]) -> Result<Capture, CaptureError> {
         let magic = bytes.get(..4).map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
         let mut cap = Capture {
             path: path.into(),
@@ -121,10 +189,12 @@ impl Capture {
             frames: Vec::new(),
             converted: 0,
             truncated: None,
+            odd: OddRecords::default(),
+            compression: None,
             data: Vec::with_capacity(bytes.len()),
         };
         match magic {
-            Some(0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1) => cap.read_pcap(bytes)?,
+            Some(0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1) => pcap::read(&mut cap, bytes)?,
             Some(0x0a0d_0d0a) => {
                 cap.format = "pcapng";
                 cap.read_pcapng(bytes)?
@@ -136,27 +206,6 @@ impl Capture {
             }
         }
         Ok(cap)
-    }
-
-    fn read_pcap(&mut self, bytes: &[u8]) -> Result<(), CaptureError> {
-        let mut r = PcapReader::new(Cursor::new(bytes)).map_err(|e| CaptureError::BadHeader {
-            path: self.path.clone(),
-            format: "pcap",
-            reason: e.to_string(),
-        })?;
-        let link = r.header().datalink;
-        self.link = format!("{link:?}");
-        check_link(&self.path, link)?;
-        while let Some(p) = r.next_packet() {
-            match p {
-                Ok(p) => self.push(link, p.timestamp(), p.data()),
-                Err(e) => {
-                    self.truncated = Some(Truncation { after_frames: self.frames.len(), reason: describe(&e) });
-                    break;
-                }
-            }
-        }
-        Ok(())
     }
 
     fn read_pcapng(&mut self, bytes: &[u8]) -> Result<(), CaptureError> {
@@ -199,14 +248,14 @@ impl Capture {
                 }
                 _ => continue,
             };
-            self.push(link, ts, &data);
+            self.push(link, ts.as_nanos().min(u128::from(u64::MAX)) as u64, &data);
         }
         self.link = links.join(",");
         Ok(())
     }
 
     /// Appends one frame, turned into Ethernet.
-    fn push(&mut self, link: DataLink, ts: Duration, data: &[u8]) {
+    fn push(&mut self, link: DataLink, ts_ns: u64, data: &[u8]) {
         let off = self.data.len();
         let ip_ethertype = |b: Option<&u8>| match b.map(|v| v >> 4) {
             Some(6) => [0x86, 0xdd],
@@ -238,7 +287,7 @@ impl Capture {
             _ => self.data.extend_from_slice(data),
         }
         let len = (self.data.len() - off) as u32;
-        self.frames.push(CapFrame { ts_ns: ts.as_nanos().min(u128::from(u64::MAX)) as u64, off, len });
+        self.frames.push(CapFrame { ts_ns, off, len });
     }
 
     fn synth(&mut self, src: &[u8; 6], ethertype: [u8; 2], payload: &[u8]) {
@@ -273,208 +322,9 @@ fn check_link(path: &Path, link: DataLink) -> Result<(), CaptureError> {
     }
 }
 
-fn describe(e: &PcapReadError) -> String {
-    match e {
-        PcapReadError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            "the file ends in the middle of a packet record".into()
-        }
-        other => {
-            let mut s = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(e) = src {
-                s.push_str(": ");
-                s.push_str(&e.to_string());
-                src = e.source();
-            }
-            s
-        }
-    }
-}
-
-/// A pcap writer (Ethernet, nanosecond timestamps).
-///
-/// It writes to a temporary file beside `path` and renames it into place in
-/// [`PcapOut::finish`], so an existing file at `path` is replaced only by a complete capture, and
-/// a run that fails or is abandoned (the writer dropped unfinished) leaves it as it was. A path
-/// that is not a regular file (`/dev/null`, a FIFO) is written directly.
-pub struct PcapOut {
-    path: PathBuf,
-    /// The temporary file renamed to `path` at the end; `None`: writing to `path` itself.
-    tmp: Option<PathBuf>,
-    w: Option<PcapWriter<BufWriter<File>>>,
-    /// Frames written.
-    pub frames: u64,
-}
-
-impl std::fmt::Debug for PcapOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PcapOut").field("path", &self.path).field("frames", &self.frames).finish()
-    }
-}
-
-/// Whether `a` and `b` name the same file (through links, `..` or hard links). A path that does
-/// not exist is the same as nothing.
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) else { return false };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        ma.dev() == mb.dev() && ma.ino() == mb.ino()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (ma, mb);
-        matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
-    }
-}
-
-impl PcapOut {
-    /// Starts a capture that [`PcapOut::finish`] puts at `path`.
-    pub fn create(path: &Path) -> Result<Self, CaptureError> {
-        let err = |e: String| CaptureError::Write { path: path.into(), reason: e };
-        let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file());
-        let (f, tmp) = if special {
-            (std::fs::OpenOptions::new().write(true).open(path).map_err(|e| err(e.to_string()))?, None)
-        } else {
-            let name = path.file_name().ok_or_else(|| err("not a file name".into()))?;
-            let mut tmp_name = std::ffi::OsString::from(".");
-            tmp_name.push(name);
-            tmp_name.push(format!(".replay-{}.tmp", std::process::id()));
-            let tmp = path.with_file_name(tmp_name);
-            let f =
-                std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| err(e.to_string()))?;
-            (f, Some(tmp))
-        };
-        let header = PcapHeader {
-            ts_resolution: pcap_file::pcap::PcapTsResolution::NanoSecond,
-            datalink: DataLink::ETHERNET,
-            snaplen: 262_144,
-            ..PcapHeader::default()
-        };
-        let w = match PcapWriter::with_header(BufWriter::new(f), header) {
-            Ok(w) => w,
-            Err(e) => {
-                if let Some(t) = &tmp {
-                    let _ = std::fs::remove_file(t);
-                }
-                return Err(err(e.to_string()));
-            }
-        };
-        Ok(PcapOut { path: path.into(), tmp, w: Some(w), frames: 0 })
-    }
-
-    /// Writes one frame.
-    pub fn write(&mut self, ts_ns: u64, frame: &[u8]) -> Result<(), CaptureError> {
-        let err = |e: String| CaptureError::Write { path: self.path.clone(), reason: e };
-        let w = self.w.as_mut().ok_or_else(|| err("already finished".into()))?;
-        let ts = Duration::from_nanos(ts_ns);
-        let p = PcapPacket::new(ts, frame.len() as u32, frame).map_err(|e| err(e.to_string()))?;
-        w.write_packet(&p).map_err(|e| err(e.to_string()))?;
-        self.frames += 1;
-        Ok(())
-    }
-
-    /// Flushes to disk and puts the capture at its path.
-    pub fn finish(mut self) -> Result<u64, CaptureError> {
-        let err = |e: String| CaptureError::Write { path: self.path.clone(), reason: e };
-        let w = self.w.take().ok_or_else(|| err("already finished".into()))?;
-        let file = w.into_inner().into_inner().map_err(|e| err(e.error().to_string()))?;
-        if let Some(tmp) = &self.tmp {
-            file.sync_all().map_err(|e| err(e.to_string()))?;
-            drop(file);
-            std::fs::rename(tmp, &self.path).map_err(|e| err(e.to_string()))?;
-        }
-        Ok(self.frames)
-    }
-}
-
-impl Drop for PcapOut {
-    fn drop(&mut self) {
-        // Unfinished: the temporary file goes, whatever was at the path stays.
-        if let (Some(_), Some(tmp)) = (self.w.take(), &self.tmp) {
-            let _ = std::fs::remove_file(tmp);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("lbkit-capture-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[test]
-    fn an_output_replaces_its_path_only_when_finished() {
-        let d = temp_dir("finish");
-        let path = d.join("out.pcap");
-        std::fs::write(&path, b"precious").unwrap();
-        // Abandoned: the old file stays, no temporary file is left.
-        let mut w = PcapOut::create(&path).unwrap();
-        w.write(1, &[0u8; 60]).unwrap();
-        drop(w);
-        assert_eq!(std::fs::read(&path).unwrap(), b"precious");
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "no temporary file left behind");
-        // Finished: a whole capture, readable, in its place.
-        let mut w = PcapOut::create(&path).unwrap();
-        w.write(1_000_000_000, &[0xab; 60]).unwrap();
-        w.write(2_000_000_000, &[0xcd; 64]).unwrap();
-        assert_eq!(w.finish().unwrap(), 2);
-        let cap = Capture::open(&path).unwrap();
-        assert_eq!(cap.frames.len(), 2);
-        assert_eq!(cap.frame(&cap.frames[1]), &[0xcd; 64]);
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
-        std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn a_device_is_written_in_place() {
-        let mut w = PcapOut::create(Path::new("/dev/null")).unwrap();
-        w.write(1, &[0u8; 60]).unwrap();
-        assert_eq!(w.finish().unwrap(), 1);
-        assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device_like());
-    }
-
-    trait CharDevice {
-        fn is_char_device_like(&self) -> bool;
-    }
-
-    impl CharDevice for std::fs::FileType {
-        #[cfg(unix)]
-        fn is_char_device_like(&self) -> bool {
-            use std::os::unix::fs::FileTypeExt;
-            self.is_char_device()
-        }
-        #[cfg(not(unix))]
-        fn is_char_device_like(&self) -> bool {
-            true
-        }
-    }
-
-    #[test]
-    fn same_file_sees_through_links() {
-        let d = temp_dir("same");
-        let a = d.join("a.pcap");
-        std::fs::write(&a, b"x").unwrap();
-        let b = d.join("b.pcap");
-        std::fs::write(&b, b"x").unwrap();
-        assert!(same_file(&a, &a));
-        assert!(same_file(&a, &d.join(".").join("a.pcap")));
-        assert!(!same_file(&a, &b));
-        assert!(!same_file(&a, &d.join("missing.pcap")));
-        #[cfg(unix)]
-        {
-            std::os::unix::fs::symlink(&a, d.join("sym.pcap")).unwrap();
-            std::fs::hard_link(&a, d.join("hard.pcap")).unwrap();
-            assert!(same_file(&d.join("sym.pcap"), &a));
-            assert!(same_file(&d.join("hard.pcap"), &a));
-        }
-        std::fs::remove_dir_all(&d).unwrap();
-    }
 
     fn pcap_with(link: u32, frames: &[&[u8]]) -> Vec<u8> {
         let mut v = Vec::new();
