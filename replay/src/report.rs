@@ -197,6 +197,26 @@ pub struct EventReport {
     pub ok: bool,
 }
 
+/// A packet rate as people read it: `974 272 packets/s` below a million, `1.23 Mpps` above.
+pub fn rate(pps: f64) -> String {
+    if !pps.is_finite() || pps < 0.0 {
+        return "- packets/s".into();
+    }
+    if pps >= 1e6 {
+        return format!("{:.2} Mpps", pps / 1e6);
+    }
+    let n = pps.round() as u64;
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    format!("{out} packets/s")
+}
+
 fn join_unique(items: impl Iterator<Item = String>) -> String {
     let mut v: Vec<String> = Vec::new();
     for i in items {
@@ -463,7 +483,22 @@ impl Report {
                 }
             }
         }
-        let _ = writeln!(s, "elapsed {:.3} s, {:.0} packets/s", self.elapsed_s, self.rate_pps);
+        let _ = writeln!(s, "elapsed {:.3} s, {}", self.elapsed_s, rate(self.rate_pps));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate;
+
+    #[test]
+    fn rates_print_as_plain_numbers() {
+        assert_eq!(rate(974_272.4), "974 272 packets/s");
+        assert_eq!(rate(1_000.0), "1 000 packets/s");
+        assert_eq!(rate(999.0), "999 packets/s");
+        assert_eq!(rate(0.0), "0 packets/s");
+        assert_eq!(rate(1_234_567.0), "1.23 Mpps");
+        assert_eq!(rate(f64::NAN), "- packets/s");
     }
 }

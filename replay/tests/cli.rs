@@ -549,3 +549,22 @@ fn standard_input_and_output() {
     assert!(err.contains("packets:") && err.contains("<standard input>"), "the report on stderr: {err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Completion scripts and the man page come from the same command-line definition.
+#[test]
+fn completions_and_man_page() {
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef replay"), ("fish", "complete -c replay")] {
+        let (code, out, err) = replay(&["--completions", shell]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(marker) && out.contains("xdp-ring"), "{shell}: {}", &out[..out.len().min(200)]);
+    }
+    let (code, out, _) = replay(&["--man"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with(".ie") || out.contains(".TH replay"), "{}", &out[..out.len().min(200)]);
+    assert!(out.contains("xdp\\-ring") || out.contains("xdp-ring"));
+    let (code, _, err) = replay(&["--completions", "tcsh"]);
+    assert_eq!(code, 2, "an unknown shell is a usage error: {err}");
+    let (code, out, _) = replay(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Replay a capture through an IPVS-style director"), "{out}");
+}

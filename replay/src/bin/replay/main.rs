@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use lb_conntrack::Persistence;
 use lb_replay::capture::{same_file, Capture, PcapOut};
 use lb_replay::config::{parse_addr_port, parse_backend, parse_mac, parse_mode, Backend, ServiceSpec, Vip};
@@ -43,7 +43,13 @@ Exit status:
 /// With no INPUT and no services, the bundled sample (30 HTTP connections to 198.51.100.10:80)
 /// is replayed against a demo service with three backends: `replay --mode dr` works anywhere.
 #[derive(Parser, Debug)]
-#[command(name = "replay", version, about, long_about = None, after_help = EXIT_STATUS)]
+#[command(
+    name = "replay",
+    version,
+    about = "Replay a capture through an IPVS-style director (NAT, DR or TUN) and report what it did",
+    long_about = None,
+    after_help = EXIT_STATUS
+)]
 struct Cli {
     /// pcap or pcapng capture; none = the bundled sample.
     input: Option<PathBuf>,
@@ -144,6 +150,12 @@ struct Cli {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL")]
+    completions: Option<clap_complete::Shell>,
+    /// Print the man page (roff) and exit.
+    #[arg(long)]
+    man: bool,
 }
 
 fn main() -> ExitCode {
@@ -208,6 +220,14 @@ const MAX_WORKERS: usize = 1024;
 
 fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
+    if let Some(shell) = cli.completions {
+        clap_complete::generate(shell, &mut Cli::command(), "replay", &mut std::io::stdout());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cli.man {
+        clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let (stop, signal_status) = stop_on_signals()?;
     if cli.workers == 0 || cli.workers > MAX_WORKERS {
         bail!("--workers {}: from 1 to {MAX_WORKERS} (each worker is a thread with its own output queue)", cli.workers);
