@@ -31,6 +31,12 @@ pub enum RulesError {
         /// What the OS said.
         reason: String,
     },
+    /// No service in the file.
+    #[error("{path}: no virtual service in the rules file (it is empty or holds only comments; `ipvsadm-save -n` writes -A and -a lines)")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
     /// A line is malformed or asks for something unsupported.
     #[error("{path}:{line}: {message}")]
     Line {
@@ -52,6 +58,15 @@ pub fn read(path: &Path) -> Result<Vec<ServiceSpec>, RulesError> {
 
 /// Parses rules text (`path` names it in errors).
 pub fn parse(text: &str, path: &Path) -> Result<Vec<ServiceSpec>, RulesError> {
+    parse_with_services(text, path, &system_services)
+}
+
+/// [`parse`] with service names looked up in `services_db` (the text of a services file).
+fn parse_with_services(
+    text: &str,
+    path: &Path,
+    services_db: &dyn Fn() -> Option<String>,
+) -> Result<Vec<ServiceSpec>, RulesError> {
     let mut services: Vec<ServiceSpec> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -59,12 +74,78 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<ServiceSpec>, RulesError> {
             continue;
         }
         let err = |message: String| RulesError::Line { path: path.to_path_buf(), line: i + 1, message };
-        parse_line(line, &mut services).map_err(err)?;
+        parse_line(line, &mut services, services_db).map_err(err)?;
+    }
+    if services.is_empty() {
+        return Err(RulesError::Empty { path: path.to_path_buf() });
     }
     Ok(services)
 }
 
-fn parse_line(line: &str, services: &mut Vec<ServiceSpec>) -> Result<(), String> {
+/// The system's services database (`/etc/services`), read once.
+fn system_services() -> Option<String> {
+    static DB: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    DB.get_or_init(|| std::fs::read_to_string("/etc/services").ok()).clone()
+}
+
+/// The port of service `name` for `proto` in a services database (`name port/proto aliases...`).
+fn service_port(db: &str, name: &str, proto: Protocol) -> Option<u16> {
+    db.lines().map(|l| l.split('#').next().unwrap_or("")).find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (svc, port_proto) = (f.next()?, f.next()?);
+        let (port, p) = port_proto.split_once('/')?;
+        let named = svc == name || f.any(|alias| alias == name);
+        (named && p == proto.as_str()).then(|| port.parse().ok()).flatten()
+    })
+}
+
+/// `ADDR:NAME` as `ipvsadm-save` without `-n` writes it (a service name for the port) resolved
+/// through the services database; `Ok(None)` when `v` is not of that form (a numeric port, or no
+/// port: the caller parses it). A host name instead of an address is refused: replay does not
+/// look names up.
+fn split_addr_port(
+    v: &str,
+    proto: Protocol,
+    services_db: &dyn Fn() -> Option<String>,
+) -> Result<Option<(std::net::IpAddr, Option<u16>)>, String> {
+    if let Ok(sa) = v.parse::<SocketAddr>() {
+        return Ok(Some((sa.ip(), Some(sa.port()))));
+    }
+    let (host, port) = if let Some(rest) = v.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => (h, Some(p.strip_prefix(':').unwrap_or(p))),
+            None => return Ok(None),
+        }
+    } else if v.matches(':').count() > 1 {
+        (v, None)
+    } else {
+        match v.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (v, None),
+        }
+    };
+    let Ok(ip) = host.parse::<std::net::IpAddr>() else {
+        return Err(format!("{host:?} is a host name; replay reads addresses: write the rules with `ipvsadm-save -n`"));
+    };
+    let Some(port) = port else { return Ok(Some((ip, None))) };
+    if let Ok(n) = port.parse::<u16>() {
+        return Ok(Some((ip, Some(n))));
+    }
+    let db = services_db().ok_or_else(|| {
+        format!("{port:?} is a service name and there is no /etc/services to look it up: write the rules with `ipvsadm-save -n`")
+    })?;
+    let n = service_port(&db, port, proto).ok_or_else(|| {
+        format!("{port:?} is not a port number nor a {proto} service in /etc/services: write the rules with `ipvsadm-save -n`")
+    })?;
+    Ok(Some((ip, Some(n))))
+}
+
+fn parse_line(
+    line: &str,
+    services: &mut Vec<ServiceSpec>,
+    services_db: &dyn Fn() -> Option<String>,
+) -> Result<(), String> {
     let toks: Vec<&str> = line.split_whitespace().collect();
     let mut it = toks.iter().copied().peekable();
     let cmd = it.next().unwrap_or_default();
@@ -84,14 +165,21 @@ fn parse_line(line: &str, services: &mut Vec<ServiceSpec>) -> Result<(), String>
     let (mut weight, mut upper, mut lower) = (None, None, None);
     let (mut tun_type, mut tun_port): (Option<&str>, Option<u16>) = (None, None);
     let mut netmask: Option<String> = None;
+    // The protocol of the service named on the line (-r's service names are looked up for it);
+    // ipvsadm-save writes -t / -u before -r.
+    let mut service_proto = Protocol::Tcp;
     while let Some(opt) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{opt} needs a {name}"));
         match opt {
             "-t" | "--tcp-service" | "-u" | "--udp-service" => {
                 let v = value("VIP:PORT")?;
-                let addr: SocketAddr = v.parse().map_err(|_| format!("{opt} {v:?}: expected VIP:PORT ([V6]:PORT)"))?;
                 let proto = if opt == "-t" || opt == "--tcp-service" { Protocol::Tcp } else { Protocol::Udp };
-                vip = Some(Vip::Addr { proto: Some(proto), addr });
+                let (ip, port) = split_addr_port(v, proto, services_db)
+                    .map_err(|e| format!("{opt} {v:?}: {e}"))?
+                    .ok_or_else(|| format!("{opt} {v:?}: expected VIP:PORT ([V6]:PORT)"))?;
+                let port = port.ok_or_else(|| format!("{opt} {v:?}: expected VIP:PORT ([V6]:PORT)"))?;
+                vip = Some(Vip::Addr { proto: Some(proto), addr: SocketAddr::new(ip, port) });
+                service_proto = proto;
             }
             "-f" | "--fwmark-service" => {
                 return Err("fwmark services are not supported (replay --vip any is the catch-all service)".into())
@@ -117,7 +205,11 @@ fn parse_line(line: &str, services: &mut Vec<ServiceSpec>) -> Result<(), String>
             "-o" | "--ops" if adding_service => spec.one_packet = true,
             "-r" | "--real-server" if !adding_service => {
                 let v = value("RIP[:PORT]")?;
-                let (addr, port) = crate::config::parse_addr_port(v).map_err(|e| format!("-r: {e}"))?;
+                let (addr, port) =
+                    match split_addr_port(v, service_proto, services_db).map_err(|e| format!("-r {v:?}: {e}"))? {
+                        Some(ap) => ap,
+                        None => crate::config::parse_addr_port(v).map_err(|e| format!("-r: {e}"))?,
+                    };
                 let mut b = Backend::new(addr);
                 b.port = port;
                 backend = Some(b);
@@ -219,6 +311,45 @@ mod tests {
 
     fn p(text: &str) -> Result<Vec<ServiceSpec>, RulesError> {
         parse(text, Path::new("lvs.rules"))
+    }
+
+    const SERVICES: &str = "# a services file\n\
+                            domain\t\t53/tcp\t\t\t\t# DNS\n\
+                            domain\t\t53/udp\n\
+                            http\t\t80/tcp\t\twww\t\t# WWW\n\
+                            https\t\t443/tcp\n";
+
+    #[test]
+    fn service_names_are_resolved_from_the_services_database() {
+        let db = || Some(SERVICES.to_string());
+        let s = parse_with_services(
+            "-A -t 192.0.2.10:http -s rr\n-a -t 192.0.2.10:www -r 10.0.0.1:https -m\n-A -u [2001:db8::53]:domain\n-a -u [2001:db8::53]:domain -r [2001:db8::1]:domain\n",
+            Path::new("named.rules"),
+            &db,
+        )
+        .unwrap();
+        assert_eq!(s[0].vip, Vip::Addr { proto: Some(Protocol::Tcp), addr: "192.0.2.10:80".parse().unwrap() });
+        assert_eq!(s[0].backends[0].port, Some(443));
+        assert_eq!(s[1].vip, Vip::Addr { proto: Some(Protocol::Udp), addr: "[2001:db8::53]:53".parse().unwrap() });
+        assert_eq!((s[1].backends[0].addr, s[1].backends[0].port), ("2001:db8::1".parse().unwrap(), Some(53)));
+        let err = |text: &str, db: &dyn Fn() -> Option<String>| {
+            parse_with_services(text, Path::new("x.rules"), db).unwrap_err().to_string()
+        };
+        let e = err("-A -u 192.0.2.10:https\n", &db);
+        assert!(e.contains("\"https\" is not a port number nor a udp service") && e.contains("ipvsadm-save -n"), "{e}");
+        let e = err("-A -t www.example.com:80\n", &db);
+        assert!(e.contains("\"www.example.com\" is a host name") && e.contains("ipvsadm-save -n"), "{e}");
+        let e = err("-A -t 192.0.2.10:http\n", &|| None);
+        assert!(e.contains("no /etc/services"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_rules_file_says_so() {
+        for text in ["", "# only a comment\n\n"] {
+            let e = p(text).unwrap_err();
+            assert!(matches!(e, RulesError::Empty { .. }));
+            assert!(e.to_string().contains("no virtual service in the rules file"), "{e}");
+        }
     }
 
     fn line_err(text: &str) -> (usize, String) {

@@ -568,3 +568,31 @@ fn completions_and_man_page() {
     assert_eq!(code, 0);
     assert!(out.starts_with("Replay a capture through an IPVS-style director"), "{out}");
 }
+
+/// Rules as `ipvsadm-save` writes them without `-n` (service names) are read through the
+/// system's services database; an empty rules file says that it is empty.
+#[test]
+fn rules_with_service_names_and_empty_rules() {
+    let dir = std::env::temp_dir().join(format!("lbkit-cli-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.rules");
+    std::fs::write(&empty, "# nothing yet\n").unwrap();
+    let (code, _, err) = replay(&["--rules", empty.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no virtual service in the rules file"), "{err}");
+    if available("/etc/services", std::path::Path::new("/etc/services").exists()) {
+        let named = dir.join("named.rules");
+        std::fs::write(&named, "-A -t 198.51.100.10:http -s rr\n-a -t 198.51.100.10:http -r 10.0.0.1:http -g -w 1\n")
+            .unwrap();
+        let v = json(&[
+            "--rules",
+            named.to_str().unwrap(),
+            "--neigh",
+            "10.0.0.1=02:00:00:00:00:01",
+            "--topspeed",
+            "--json",
+        ]);
+        assert_eq!(n(&v, "packets.forwarded"), 180, "the bundled sample's requests to 198.51.100.10:80");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
