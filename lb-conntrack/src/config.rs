@@ -36,6 +36,9 @@ impl Timeouts {
             .trim()
             .parse()
             .map_err(|_| TimeoutError::NotSeconds { assignment: s.to_string(), value: secs.trim().to_string() })?;
+        if !(1..=MAX_TIMEOUT_SECS).contains(&secs) {
+            return Err(TimeoutError::OutOfRange { assignment: s.to_string(), secs });
+        }
         let name = name.trim().to_ascii_uppercase().replace('-', "_");
         let state = match name.as_str() {
             "TCP" => State::Established,
@@ -49,6 +52,10 @@ impl Timeouts {
         Ok(())
     }
 }
+
+/// The longest timeout [`Timeouts::parse_assignment`] takes, in seconds: IPVS keeps timeouts as
+/// jiffies in an `int`, so at HZ = 1000 nothing past 2^31 ms (24.8 days) can be set.
+pub const MAX_TIMEOUT_SECS: u64 = 2_147_483;
 
 /// Why [`Timeouts::parse_assignment`] rejected a `STATE=SECS` assignment. Each variant keeps
 /// the whole assignment as given, which its message quotes.
@@ -76,6 +83,14 @@ pub enum TimeoutError {
         assignment: String,
         /// The state name as looked up (trimmed, upper-cased, `-` read as `_`).
         name: String,
+    },
+    /// Zero seconds, or more than [`MAX_TIMEOUT_SECS`].
+    #[error("timeout {assignment:?}: {secs} s is out of range (1 to {MAX_TIMEOUT_SECS} s)")]
+    OutOfRange {
+        /// The assignment as given.
+        assignment: String,
+        /// The seconds given.
+        secs: u64,
     },
 }
 
@@ -208,5 +223,17 @@ mod tests {
             r#"timeout " bogus-state =1": unknown state "BOGUS_STATE"; known: none, established, syn_sent, syn_recv, fin_wait, time_wait, close, close_wait, last_ack, listen, synack, udp, tcp, tcpfin"#
         );
         let _: &dyn std::error::Error = &e;
+    }
+
+    #[test]
+    fn timeouts_out_of_range_are_refused() {
+        let mut t = Timeouts::default();
+        for bad in ["udp=0", "established=2147484", "tcp=99999999999999"] {
+            let e = t.parse_assignment(bad).unwrap_err();
+            assert!(matches!(e, TimeoutError::OutOfRange { .. }), "{bad}: {e}");
+            assert!(e.to_string().contains("out of range (1 to 2147483 s)"), "{e}");
+        }
+        t.parse_assignment("established=2147483").unwrap();
+        assert_eq!(t.get(State::Established), Duration::from_secs(2_147_483));
     }
 }

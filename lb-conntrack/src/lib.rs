@@ -53,7 +53,7 @@ mod template;
 mod timers;
 mod verdict;
 
-pub use config::{Config, Persistence, ServiceParams, TimeoutError, Timeouts, EVICTION_PROBES};
+pub use config::{Config, Persistence, ServiceParams, TimeoutError, Timeouts, EVICTION_PROBES, MAX_TIMEOUT_SECS};
 pub use table::ConnTable;
 pub use tcp::State;
 pub use verdict::{ConnInfo, ExpireStats, InVerdict, NotScheduled, OutVerdict, Stats};

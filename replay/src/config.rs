@@ -154,6 +154,14 @@ pub enum SpecError {
         /// The option.
         key: String,
     },
+    /// A backend's next-hop MAC that no host can have: broadcast, multicast or all zeros.
+    #[error("{what} {mac}: a real server's MAC must be a unicast address (not broadcast, multicast or all zeros)")]
+    NotUnicastMac {
+        /// Where it was given (`backend "..."` or `--neigh ...`).
+        what: String,
+        /// The MAC.
+        mac: String,
+    },
     /// A backend option whose value is a bad MAC or mode.
     #[error("backend {spec:?}: {error}")]
     InBackend {
@@ -175,6 +183,15 @@ pub fn parse_mac(s: &str) -> Result<MacAddr, SpecError> {
         *b = u8::from_str_radix(p, 16).map_err(|_| SpecError::MacByte { text: s.to_string(), byte: p.to_string() })?;
     }
     Ok(MacAddr(m))
+}
+
+/// Refuses a MAC that cannot be a host's next hop (broadcast, multicast, all zeros); `what`
+/// names where it was given.
+pub fn check_unicast_mac(m: &MacAddr, what: &str) -> Result<(), SpecError> {
+    if m.0 == [0; 6] || m.0[0] & 1 != 0 {
+        return Err(SpecError::NotUnicastMac { what: what.to_string(), mac: fmt_mac(m) });
+    }
+    Ok(())
 }
 
 /// Formats a MAC address.
@@ -214,7 +231,11 @@ pub fn parse_backend(s: &str) -> Result<Backend, SpecError> {
         };
         match k.trim() {
             "weight" | "w" => b.weight = num(v)?,
-            "mac" => b.mac = Some(parse_mac(v).map_err(inner)?),
+            "mac" => {
+                let m = parse_mac(v).map_err(inner)?;
+                check_unicast_mac(&m, &format!("backend {s:?}:"))?;
+                b.mac = Some(m);
+            }
             "x" | "upper" => b.u_threshold = num(v)?,
             "y" | "lower" => b.l_threshold = num(v)?,
             "fwd" | "mode" => b.fwd = Some(parse_mode(v).map_err(inner)?),
@@ -265,6 +286,17 @@ mod tests {
         assert_eq!((b.port, b.weight), (None, 1));
         assert!(parse_mac("02:00:00:00:00").is_err());
         assert_eq!(fmt_mac(&parse_mac("02-AA-00-00-00-0f").unwrap()), "02:aa:00:00:00:0f");
+    }
+
+    #[test]
+    fn a_backend_mac_must_be_unicast() {
+        for bad in ["ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:fb", "33:33:00:00:00:01", "00:00:00:00:00:00"] {
+            let e = parse_backend(&format!("10.0.0.1,mac={bad}")).unwrap_err();
+            assert!(matches!(e, SpecError::NotUnicastMac { .. }), "{bad}");
+            assert!(e.to_string().contains("must be a unicast address"), "{e}");
+        }
+        assert!(parse_backend("10.0.0.1,mac=02:00:00:00:00:01").is_ok());
+        assert!(parse_backend("10.0.0.1,mac=00:1b:21:00:00:01").is_ok());
     }
 
     /// Every error, with the text users have always seen.

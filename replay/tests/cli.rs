@@ -596,3 +596,114 @@ fn rules_with_service_names_and_empty_rules() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Every size, count and time is range-checked (exit 2, naming the flag and its range), and a MAC
+/// no host can have is refused for a real server.
+#[test]
+fn values_out_of_range_are_refused() {
+    let vip = ["--mode", "dr", "--vip", "198.51.100.10:80", "--backend", "10.0.0.1,mac=02:00:00:00:00:01"];
+    let v6 = ["--mode", "dr", "--vip", "[2001:db8::10]:80", "--backend", "2001:db8::1,mac=02:00:00:00:00:01"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--max-connections", "0"], "--max-connections 0: from 1 to"),
+        (vec!["--max-connections", "100000000000000"], "--max-connections 100000000000000: from 1 to"),
+        (vec!["--conn-reuse-mode", "200"], "--conn-reuse-mode 200: 0 to 3"),
+        (vec!["--persistent", "99999999999999"], "--persistent 99999999999999: from 1 to"),
+        (vec!["--persistent", "0"], "--persistent 0: from 1 to"),
+        (vec!["--timeout", "established=99999999999999"], "out of range (1 to 2147483 s)"),
+        (vec!["--mtu", "10"], "--mtu 10: at least 68"),
+        (vec!["--pps", "0"], "--pps 0.0: more than 0"),
+        (vec!["--multiplier", "1e-300"], "--multiplier 1e-300: from 0.001"),
+        (vec!["--maxsleep=-1"], "--maxsleep -1.0: from 0"),
+        (vec!["--netmask", "200", "--persistent", "60"], "--netmask 200: a prefix length is at most 128"),
+        (vec!["--neigh", "10.0.0.2=ff:ff:ff:ff:ff:ff"], "must be a unicast address"),
+    ];
+    for (extra, want) in cases {
+        let mut args = vip.to_vec();
+        args.extend(extra.iter().copied());
+        let (code, _, err) = replay(&args);
+        assert_eq!(code, 2, "replay {args:?}: {err}");
+        assert!(err.contains(want), "replay {args:?}: {err:?} does not say {want:?}");
+    }
+    let mut args = v6.to_vec();
+    args.extend(["--mtu", "1000"]);
+    let (code, _, err) = replay(&args);
+    assert_eq!(code, 2);
+    assert!(err.contains("--mtu 1000: at least 1280"), "{err}");
+    let (code, _, err) =
+        replay(&["--mode", "dr", "--vip", "198.51.100.10:80", "--backend", "10.0.0.1,mac=01:00:5e:00:00:01"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("must be a unicast address"), "{err}");
+}
+
+/// A flag that changes nothing in the configuration given is a warning, and the replay runs.
+#[test]
+fn flags_without_effect_are_warned_about() {
+    let dir = std::env::temp_dir().join(format!("lbkit-cli-warn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = dir.join("lvs.rules");
+    std::fs::write(&rules, "-A -t 198.51.100.10:80 -s rr\n-a -t 198.51.100.10:80 -r 10.0.0.1:80 -g\n").unwrap();
+    let r = rules.to_str().unwrap();
+    let neigh = "10.0.0.1=02:00:00:00:00:01";
+    for (args, want) in [
+        (vec!["--rules", r, "--neigh", neigh, "--mode", "nat"], "--mode has no effect with --rules"),
+        (vec!["--rules", r, "--neigh", neigh, "--sched", "wrr"], "--sched has no effect with --rules"),
+        (vec!["--rules", r, "--neigh", neigh, "--persistent", "60"], "--persistent has no effect with --rules"),
+        (vec!["--mode", "dr", "--tun-src", "192.0.2.1"], "--tun-src has no effect"),
+        (vec!["--mode", "dr", "--netmask", "24"], "--netmask has no effect without --persistent"),
+        (
+            vec![
+                "--mode",
+                "dr",
+                "--vip",
+                "198.51.100.10:80",
+                "--backend",
+                "10.0.0.1,mac=02:00:00:00:00:01",
+                "--persistent",
+                "60",
+                "--netmask",
+                "64",
+            ],
+            "--netmask 64 is longer than an IPv4 address",
+        ),
+    ] {
+        let mut a = args.clone();
+        a.push("--topspeed");
+        let (code, out, err) = replay(&a);
+        assert_eq!(code, 0, "replay {a:?}: {err}");
+        assert!(err.contains(&format!("warning: {want}")), "replay {a:?}: {err:?} does not say {want:?}");
+        assert!(out.contains("packets:"), "it ran");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--maxsleep` cuts a long gap in the capture's timing short; the director decides the same.
+#[test]
+fn maxsleep_cuts_long_gaps_short() {
+    let dir = std::env::temp_dir().join(format!("lbkit-cli-maxsleep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two connections 100 s apart.
+    let frames = vec![
+        (1_000_000_000, tcp("192.0.2.1", 40000, "198.51.100.10", 80, SYN, b"")),
+        (101_000_000_000, tcp("192.0.2.2", 40000, "198.51.100.10", 80, SYN, b"")),
+    ];
+    let input = dir.join("gap.pcap");
+    std::fs::write(&input, pcap(&frames)).unwrap();
+    let mut outs = Vec::new();
+    for pacing in [vec!["--maxsleep", "0.2"], vec!["--topspeed"]] {
+        let out = dir.join(format!("out{}.pcap", outs.len()));
+        let mut a = vec!["--mode", "dr", "--vip", "198.51.100.10:80", "--backend", "10.0.0.1,mac=02:00:00:00:00:01"];
+        a.extend(pacing.iter().copied());
+        a.extend(["--out", out.to_str().unwrap(), input.to_str().unwrap()]);
+        let t = std::time::Instant::now();
+        let (code, _, err) = replay(&a);
+        assert_eq!(code, 0, "{err}");
+        if pacing[0] == "--maxsleep" {
+            let took = t.elapsed();
+            assert!(took < std::time::Duration::from_secs(20), "the 100 s gap was cut ({took:?})");
+            assert!(took >= std::time::Duration::from_millis(200), "the gap still lasts --maxsleep ({took:?})");
+        }
+        outs.push(std::fs::read(&out).unwrap());
+    }
+    assert!(outs[0] == outs[1], "the same frames and timestamps as at top speed");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -113,12 +113,23 @@ pub struct RunConfig {
     /// the frame in hand and stops; events not yet reached are not applied; the result counts
     /// what was done ([`RunResult::stopped`]).
     pub stop: Option<Arc<AtomicBool>>,
+    /// The longest wait between two frames when pacing by the capture's time (`--maxsleep`):
+    /// a longer gap is cut to this. Connection time still follows the capture.
+    pub max_gap: Option<Duration>,
 }
 
 impl RunConfig {
     /// One pass at top speed on `workers` workers, no events, no progress bar, no stop flag.
     pub fn new(workers: usize) -> Self {
-        RunConfig { events: Vec::new(), pacing: Pacing::Topspeed, loops: 1, workers, progress: false, stop: None }
+        RunConfig {
+            events: Vec::new(),
+            pacing: Pacing::Topspeed,
+            loops: 1,
+            workers,
+            progress: false,
+            stop: None,
+            max_gap: None,
+        }
     }
 }
 
@@ -206,10 +217,18 @@ fn run_split<'a>(
     // Each loop continues the clock where the last ended (plus a second), so connection
     // timing stays monotonic.
     let span = last.saturating_sub(first) + 1_000_000_000;
-    let mut lists: Vec<Vec<(u64, &CapFrame)>> = vec![Vec::new(); workers];
+    // When each frame is due, relative to the first, with gaps over `max_gap` cut short.
+    let max_gap = cfg.max_gap.map_or(u64::MAX, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
+    let mut due = 0u64;
+    let mut prev = first;
+    let mut lists: Vec<Vec<(u64, &CapFrame, u64)>> = vec![Vec::new(); workers];
     for (i, (f, &w)) in cap.frames.iter().zip(owners).enumerate() {
-        lists[usize::from(w)].push((i as u64, f));
+        due = due.saturating_add(f.ts_ns.saturating_sub(prev).min(max_gap));
+        prev = prev.max(f.ts_ns);
+        lists[usize::from(w)].push((i as u64, f, due));
     }
+    // A loop starts a second after the last one's last frame (or `max_gap` if shorter).
+    let due_span = due.saturating_add(1_000_000_000u64.min(max_gap));
     let frames = cap.frames.len() as u64;
     let barrier = Barrier::new(workers);
     // Each worker's current capture time: connections are expired at the earliest of them.
@@ -253,7 +272,7 @@ fn run_split<'a>(
                         barrier.wait();
                     };
                     'frames: for lp in 0..u64::from(loops) {
-                        for &(index, f) in list {
+                        for &(index, f, due) in list {
                             if stop.load(Relaxed) {
                                 break 'frames;
                             }
@@ -265,7 +284,8 @@ fn run_split<'a>(
                                 sink.waiting(false);
                                 next_ev += 1;
                             }
-                            if let Some(wait) = pace(cfg.pacing, start, rel, sent, workers) {
+                            let due = due.saturating_add(lp.saturating_mul(due_span));
+                            if let Some(wait) = pace(cfg.pacing, start, due, sent, workers) {
                                 sink.flush();
                                 if !sleep_unless(stop, wait) {
                                     break 'frames;
@@ -351,16 +371,18 @@ fn run_split<'a>(
 
 /// Sleeps for `d`, waking every 20 ms to look at `stop`; false when it was set.
 fn sleep_unless(stop: &AtomicBool, d: Duration) -> bool {
-    let until = Instant::now() + d;
+    // A wait past what an Instant can hold lasts until the stop flag.
+    let until = Instant::now().checked_add(d);
     loop {
         if stop.load(Relaxed) {
             return false;
         }
         let now = Instant::now();
-        if now >= until {
+        let left = until.map_or(Duration::MAX, |u| u.saturating_duration_since(now));
+        if left.is_zero() {
             return true;
         }
-        std::thread::sleep((until - now).min(Duration::from_millis(20)));
+        std::thread::sleep(left.min(Duration::from_millis(20)));
     }
 }
 
@@ -369,8 +391,8 @@ fn sleep_unless(stop: &AtomicBool, d: Duration) -> bool {
 fn pace(p: Pacing, start: Instant, rel: u64, sent: u64, workers: usize) -> Option<Duration> {
     let due = match p {
         Pacing::Topspeed => return None,
-        Pacing::Capture(mult) => Duration::from_secs_f64(rel as f64 / 1e9 / mult.max(1e-9)),
-        Pacing::Pps(pps) => Duration::from_secs_f64(sent as f64 * workers as f64 / pps.max(1e-9)),
+        Pacing::Capture(mult) => Duration::try_from_secs_f64(rel as f64 / 1e9 / mult).unwrap_or(Duration::MAX),
+        Pacing::Pps(pps) => Duration::try_from_secs_f64(sent as f64 * workers as f64 / pps).unwrap_or(Duration::MAX),
     };
     let now = start.elapsed();
     (due > now + Duration::from_micros(100)).then(|| due - now)

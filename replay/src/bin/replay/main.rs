@@ -7,19 +7,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, Parser};
-use lb_conntrack::Persistence;
 use lb_replay::capture::{same_file, Capture, PcapOut};
-use lb_replay::config::{parse_addr_port, parse_backend, parse_mac, parse_mode, Backend, ServiceSpec, Vip};
+use lb_replay::config::{check_unicast_mac, parse_mac, parse_mode};
 use lb_replay::pipeline::{Action, Pipeline, PipelineConfig};
 use lb_replay::report::Report;
 use lb_replay::run::{parse_event, run, NullOutput, Output, Pacing, PcapOutput, RunConfig};
 use lb_sched::SchedFlags;
 
 mod af_xdp;
+mod flags;
 
 /// The bundled sample capture (replay/data/sample.pcap, built by make_sample.py).
 const SAMPLE: &[u8] = include_bytes!("../../../data/sample.pcap");
@@ -57,8 +56,8 @@ struct Cli {
     #[arg(long)]
     mode: Option<String>,
     /// Scheduler: rr wrr lc wlc sed nq fo ovf twos sh dh mh maglev.
-    #[arg(long, default_value = "wlc")]
-    sched: String,
+    #[arg(long)]
+    sched: Option<String>,
     /// The virtual service, ADDR:PORT (TCP and UDP), or `any`: every TCP and UDP destination.
     #[arg(long)]
     vip: Option<String>,
@@ -141,6 +140,10 @@ struct Cli {
     /// Speed up (or slow down) the capture's own timing.
     #[arg(long)]
     multiplier: Option<f64>,
+    /// Cut any gap in the capture longer than this (seconds) short when pacing, as tcpreplay's
+    /// --maxsleep does (the director's clock still follows the capture).
+    #[arg(long)]
+    maxsleep: Option<f64>,
     /// Go through the capture N times.
     #[arg(long = "loop", default_value_t = 1)]
     loops: u32,
@@ -166,53 +169,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-fn services_from_flags(cli: &Cli, flags: SchedFlags) -> Result<Vec<ServiceSpec>> {
-    let (vip, backends): (String, Vec<String>) = match (&cli.vip, cli.backends.is_empty()) {
-        (None, true) => (DEMO_VIP.into(), DEMO_BACKENDS.iter().map(|s| s.to_string()).collect()),
-        (None, false) => bail!("--backend needs --vip ADDR:PORT (or --vip any)"),
-        (Some(_), true) => bail!("--vip needs at least one --backend"),
-        (Some(v), false) => (v.clone(), cli.backends.clone()),
-    };
-    let backends: Vec<Backend> =
-        backends.iter().map(|b| parse_backend(b).map_err(anyhow::Error::from)).collect::<Result<_>>()?;
-    let mut persistence =
-        cli.persistent.map(|t| Persistence { timeout: Duration::from_secs(t), ..Persistence::default() });
-    if let Some(m) = &cli.netmask {
-        let p = persistence.get_or_insert_with(Persistence::default);
-        let (v4, v6) = netmask_prefixes(m)?;
-        p.v4_prefix = v4;
-        p.v6_prefix = v6;
-    }
-    let make = |vip: Vip| ServiceSpec {
-        vip,
-        sched: cli.sched.clone(),
-        flags,
-        persistence,
-        one_packet: cli.one_packet,
-        backends: backends.clone(),
-    };
-    if vip == "any" {
-        return Ok(vec![make(Vip::Any { v6: false }), make(Vip::Any { v6: true })]);
-    }
-    let (addr, port) = parse_addr_port(&vip)?;
-    let port = port.context("--vip needs a port: ADDR:PORT (port 0 takes every port)")?;
-    Ok(vec![make(Vip::Addr { proto: None, addr: (addr, port).into() })])
-}
-
-fn netmask_prefixes(m: &str) -> Result<(u8, u8)> {
-    if let Ok(n) = m.parse::<u8>() {
-        return Ok((n.min(32), n.min(128)));
-    }
-    let a: std::net::Ipv4Addr =
-        m.parse().with_context(|| format!("--netmask {m:?}: a dotted mask or a prefix length"))?;
-    let bits = u32::from(a);
-    let len = bits.leading_ones();
-    if bits.checked_shl(len).unwrap_or(0) != 0 {
-        bail!("--netmask {m}: not a contiguous mask");
-    }
-    Ok((len as u8, 128))
 }
 
 /// The most worker threads: one thread, one output queue and one share of the capture each.
@@ -250,11 +206,11 @@ fn real_main() -> Result<ExitCode> {
         af_xdp::check(&xdp_sizes)?;
     }
     let mode = cli.mode.as_deref().map(parse_mode).transpose()?;
-    let flags = match &cli.sched_flags {
+    let sched_flags = match &cli.sched_flags {
         Some(f) => SchedFlags::parse(f)?,
         None => SchedFlags::default(),
     };
-    lb_sched::registry::lookup(&cli.sched)?;
+    lb_sched::registry::lookup(cli.sched.as_deref().unwrap_or(flags::DEFAULT_SCHED))?;
     let services = match &cli.rules {
         Some(path) => {
             if cli.vip.is_some() || !cli.backends.is_empty() {
@@ -266,9 +222,13 @@ fn real_main() -> Result<ExitCode> {
             if cli.input.is_some() && cli.vip.is_none() {
                 bail!("no virtual service: give --vip ADDR:PORT (or --vip any) with --backend, or --rules");
             }
-            services_from_flags(&cli, flags)?
+            flags::services(&cli, sched_flags)?
         }
     };
+    flags::check_ranges(&cli, &services)?;
+    for w in flags::no_effect(&cli, &services) {
+        eprintln!("replay: warning: {w}");
+    }
     if mode.is_none() && services.iter().flat_map(|s| &s.backends).any(|b| b.fwd.is_none()) {
         bail!("--mode nat|dr|tun is required (the rules file or --backend fwd= can give it per backend)");
     }
@@ -276,7 +236,9 @@ fn real_main() -> Result<ExitCode> {
     for n in &cli.neigh {
         let (a, m) = n.split_once('=').with_context(|| format!("--neigh {n:?}: expected ADDR=MAC"))?;
         let a: IpAddr = a.parse().with_context(|| format!("--neigh {n:?}: {a:?} is not an address"))?;
-        neigh.insert(a, parse_mac(m)?);
+        let m = parse_mac(m)?;
+        check_unicast_mac(&m, &format!("--neigh {n:?}:"))?;
+        neigh.insert(a, m);
     }
     let mut conntrack = lb_conntrack::Config {
         max_connections: cli.max_connections,
@@ -363,6 +325,7 @@ fn real_main() -> Result<ExitCode> {
         workers: cli.workers,
         progress: std::io::stderr().is_terminal(),
         stop: Some(Arc::clone(&stop)),
+        max_gap: cli.maxsleep.map(std::time::Duration::from_secs_f64),
     };
     let pcap = match &cli.out {
         Some(p) => Some(PcapOutput::new(PcapOut::create(p)?)),
@@ -445,18 +408,4 @@ fn stop_on_signals() -> Result<(Arc<AtomicBool>, Arc<AtomicUsize>)> {
 /// The events whose time is after `total_ns`, the capture's last packet (all loops).
 fn rc_events_after(events: &[lb_replay::run::Event], total_ns: u64) -> Vec<lb_replay::run::Event> {
     events.iter().filter(|e| e.at.as_nanos() > u128::from(total_ns)).cloned().collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::netmask_prefixes;
-
-    #[test]
-    fn netmasks_as_prefix_lengths_or_dotted_masks() {
-        assert_eq!(netmask_prefixes("24").unwrap(), (24, 24));
-        assert_eq!(netmask_prefixes("64").unwrap(), (32, 64), "a length applies to both families, capped");
-        assert_eq!(netmask_prefixes("255.255.255.0").unwrap(), (24, 128));
-        assert!(netmask_prefixes("255.0.255.0").unwrap_err().to_string().contains("not a contiguous mask"));
-        assert!(netmask_prefixes("mask").is_err());
-    }
 }
