@@ -82,41 +82,107 @@ fn nat(
 #[inline(always)]
 fn nat_in_place(f: &mut [u8], pkt: &Packet, hop: &NextHop, end: End, to: SocketAddr) -> Result<Verdict, RewriteError> {
     match to {
-        SocketAddr::V4(to) => nat_v4(f, pkt, hop, end, u32::from(*to.ip()), to.port()),
-        SocketAddr::V6(to) => nat_v6(f, pkt, hop, end, to.ip().octets(), to.port()),
+        SocketAddr::V4(to) => nat_ip::<V4Header>(f, pkt, hop, end, u32::from(*to.ip()), to.port()),
+        SocketAddr::V6(to) => nat_ip::<V6Header>(f, pkt, hop, end, to.ip().octets(), to.port()),
     }
 }
 
-/// NAT's IPv4 header change: the address at `end`, the TTL and the header checksum, in one
-/// update. Returns the address change, which the transport checksum takes too.
-#[inline(always)]
-fn ip_update_v4(h: &mut [u8; ipv4::MIN_HEADER_LEN], end: End, new: u32) -> Update {
-    // `end.v4` is 12 or 16: the field is always there.
-    // Native-order words throughout (see `wire::rd16ne`).
-    let new = u32::from_ne_bytes(new.to_be_bytes());
-    let mut old = new;
-    if let Some(field) = get_mut::<4>(h, end.v4) {
-        old = u32::from_ne_bytes(*field);
-        *field = new.to_ne_bytes();
-    }
-    let addr_up = Update::new().replace_u32(old, new);
-    let c = ttl_down_v4(h).then(addr_up).apply(wire::rd16ne(h, ipv4::CHECKSUM));
-    wire::wr16ne(h, ipv4::CHECKSUM, c);
-    addr_up
+type V4Header = [u8; ipv4::MIN_HEADER_LEN];
+type V6Header = [u8; ipv6::HEADER_LEN];
+
+/// An IP header as NAT changes it. [`nat_ip`] is the one NAT path for both families; what
+/// differs between IPv4 and IPv6 is here.
+trait NatHeader {
+    /// The new address as NAT receives it.
+    type Addr: Copy;
+
+    /// The header of `pkt` in `head`, checked against the packet (`ip_header_mut`).
+    fn of<'a>(head: &'a mut [u8], pkt: &Packet) -> Result<&'a mut Self, RewriteError>;
+
+    /// TTL / hop limit 1 or 0: the packet may not be forwarded.
+    fn expired(&self) -> bool;
+
+    /// The header change: the address at `end`, the TTL / hop limit, and for IPv4 the header
+    /// checksum, in one update. Returns the address change, which the transport checksum takes
+    /// too.
+    fn update(&mut self, end: End, new: Self::Addr) -> Update;
+
+    /// The header change for an ICMP message that is not an error, and its checksum in `l4` if
+    /// it covers the pseudo-header (ICMPv6).
+    fn update_icmp(&mut self, end: End, new: Self::Addr, l4: &mut [u8]) -> Result<(), RewriteError>;
 }
 
-/// NAT's IPv6 header change: the hop limit and the address at `end`. Returns the address change
-/// for the transport checksum.
-#[inline(always)]
-fn ip_update_v6(h: &mut [u8; ipv6::HEADER_LEN], end: End, new: &[u8; 16]) -> Update {
-    h[ipv6::HOP_LIMIT] = h[ipv6::HOP_LIMIT].wrapping_sub(1);
-    // `end.v6` is 8 or 24: the field is always there.
-    let mut old = *new;
-    if let Some(field) = get_mut::<16>(h, end.v6) {
-        old = *field;
-        *field = *new;
+impl NatHeader for V4Header {
+    type Addr = u32;
+
+    #[inline(always)]
+    fn of<'a>(head: &'a mut [u8], pkt: &Packet) -> Result<&'a mut Self, RewriteError> {
+        ip_header_mut(head, pkt)
     }
-    Update::new().replace_addr16_ne(&old, new)
+
+    #[inline(always)]
+    fn expired(&self) -> bool {
+        self[ipv4::TTL] <= 1
+    }
+
+    #[inline(always)]
+    fn update(&mut self, end: End, new: u32) -> Update {
+        // `end.v4` is 12 or 16: the field is always there.
+        // Native-order words throughout (see `wire::rd16ne`).
+        let new = u32::from_ne_bytes(new.to_be_bytes());
+        let mut old = new;
+        if let Some(field) = get_mut::<4>(self, end.v4) {
+            old = u32::from_ne_bytes(*field);
+            *field = new.to_ne_bytes();
+        }
+        let addr_up = Update::new().replace_u32(old, new);
+        let c = ttl_down_v4(self).then(addr_up).apply(wire::rd16ne(self, ipv4::CHECKSUM));
+        wire::wr16ne(self, ipv4::CHECKSUM, c);
+        addr_up
+    }
+
+    /// The ICMPv4 checksum covers the ICMP message only.
+    #[inline(always)]
+    fn update_icmp(&mut self, end: End, new: u32, _l4: &mut [u8]) -> Result<(), RewriteError> {
+        self.update(end, new);
+        Ok(())
+    }
+}
+
+impl NatHeader for V6Header {
+    type Addr = [u8; 16];
+
+    #[inline(always)]
+    fn of<'a>(head: &'a mut [u8], pkt: &Packet) -> Result<&'a mut Self, RewriteError> {
+        ip_header_mut(head, pkt)
+    }
+
+    #[inline(always)]
+    fn expired(&self) -> bool {
+        self[ipv6::HOP_LIMIT] <= 1
+    }
+
+    #[inline(always)]
+    fn update(&mut self, end: End, new: [u8; 16]) -> Update {
+        self[ipv6::HOP_LIMIT] = self[ipv6::HOP_LIMIT].wrapping_sub(1);
+        // `end.v6` is 8 or 24: the field is always there.
+        let mut old = new;
+        if let Some(field) = get_mut::<16>(self, end.v6) {
+            old = *field;
+            *field = new;
+        }
+        Update::new().replace_addr16_ne(&old, &new)
+    }
+
+    /// The ICMPv6 checksum covers the pseudo-header.
+    #[inline(always)]
+    fn update_icmp(&mut self, end: End, new: [u8; 16], l4: &mut [u8]) -> Result<(), RewriteError> {
+        let i: &mut [u8; icmp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
+        let addr_up = self.update(end, new);
+        let c = addr_up.apply(wire::rd16ne(i, icmp::CHECKSUM));
+        wire::wr16ne(i, icmp::CHECKSUM, c);
+        Ok(())
+    }
 }
 
 /// The frame cut at the end of the IP packet, split at the transport header.
@@ -126,76 +192,45 @@ fn split_l4<'a>(f: &'a mut [u8], pkt: &Packet) -> Result<(&'a mut [u8], &'a mut 
     f.split_at_mut_checked(pkt.l4()).ok_or(RewriteError::PacketMismatch)
 }
 
+/// Writes `port` (network order, as a native-order word) at `at` in a transport header and
+/// returns the old one the same way.
 #[inline(always)]
-fn nat_v4(f: &mut [u8], pkt: &Packet, hop: &NextHop, end: End, new: u32, port: u16) -> Result<Verdict, RewriteError> {
-    let (head, l4) = split_l4(f, pkt)?;
-    let h: &mut [u8; ipv4::MIN_HEADER_LEN] = ip_header_mut(head, pkt)?;
-    if h[ipv4::TTL] <= 1 {
-        return Ok(Verdict::TimeExceeded);
-    }
-    match pkt.protocol() {
-        Protocol::Tcp => {
-            let t: &mut [u8; tcp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
-            let addr_up = ip_update_v4(h, end, new);
-            let port = u16::from_ne_bytes(port.to_be_bytes());
-            let old = wire::rd16ne(t, end.port);
-            wire::wr16ne(t, end.port, port);
-            let c = addr_up.replace_u16(old, port).apply(wire::rd16ne(t, tcp::CHECKSUM));
-            wire::wr16ne(t, tcp::CHECKSUM, c);
-        }
-        Protocol::Udp => {
-            let u: &mut [u8; udp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
-            let addr_up = ip_update_v4(h, end, new);
-            let port = u16::from_ne_bytes(port.to_be_bytes());
-            let old = wire::rd16ne(u, end.port);
-            wire::wr16ne(u, end.port, port);
-            // 0x0000 and 0xFFFF read the same in either byte order.
-            let check = wire::rd16ne(u, udp::CHECKSUM);
-            if check != 0 {
-                wire::wr16ne(u, udp::CHECKSUM, addr_up.replace_u16(old, port).apply_udp(check));
-            } else if !pkt.is_first_fragment() {
-                udp_full_checksum(head, pkt.version(), pkt.l3(), l4);
-            }
-        }
-        // The ICMPv4 checksum covers the ICMP message only.
-        Protocol::Icmp | Protocol::Icmpv6 => {
-            ip_update_v4(h, end, new);
-        }
-    }
-    set_macs(head, hop)?;
-    Ok(Verdict::Forward)
+fn replace_port<const N: usize>(t: &mut [u8; N], at: usize, port: u16) -> u16 {
+    let old = wire::rd16ne(t, at);
+    wire::wr16ne(t, at, port);
+    old
 }
 
+/// NAT of a packet whose IP header is `H`: the address and TTL / hop limit in the IP header,
+/// the port at `end` and the transport checksum, the MACs.
 #[inline(always)]
-fn nat_v6(
+fn nat_ip<H: NatHeader + ?Sized>(
     f: &mut [u8],
     pkt: &Packet,
     hop: &NextHop,
     end: End,
-    new: [u8; 16],
+    new: H::Addr,
     port: u16,
 ) -> Result<Verdict, RewriteError> {
     let (head, l4) = split_l4(f, pkt)?;
-    let h: &mut [u8; ipv6::HEADER_LEN] = ip_header_mut(head, pkt)?;
-    if h[ipv6::HOP_LIMIT] <= 1 {
+    let h = H::of(head, pkt)?;
+    if h.expired() {
         return Ok(Verdict::TimeExceeded);
     }
     match pkt.protocol() {
         Protocol::Tcp => {
             let t: &mut [u8; tcp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
-            let addr_up = ip_update_v6(h, end, &new);
+            let addr_up = h.update(end, new);
             let port = u16::from_ne_bytes(port.to_be_bytes());
-            let old = wire::rd16ne(t, end.port);
-            wire::wr16ne(t, end.port, port);
+            let old = replace_port(t, end.port, port);
             let c = addr_up.replace_u16(old, port).apply(wire::rd16ne(t, tcp::CHECKSUM));
             wire::wr16ne(t, tcp::CHECKSUM, c);
         }
         Protocol::Udp => {
             let u: &mut [u8; udp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
-            let addr_up = ip_update_v6(h, end, &new);
+            let addr_up = h.update(end, new);
             let port = u16::from_ne_bytes(port.to_be_bytes());
-            let old = wire::rd16ne(u, end.port);
-            wire::wr16ne(u, end.port, port);
+            let old = replace_port(u, end.port, port);
             // 0x0000 and 0xFFFF read the same in either byte order.
             let check = wire::rd16ne(u, udp::CHECKSUM);
             if check != 0 {
@@ -204,13 +239,7 @@ fn nat_v6(
                 udp_full_checksum(head, pkt.version(), pkt.l3(), l4);
             }
         }
-        Protocol::Icmpv6 | Protocol::Icmp => {
-            // The ICMPv6 checksum covers the pseudo-header.
-            let i: &mut [u8; icmp::HEADER_LEN] = get_mut(l4, 0).ok_or(RewriteError::PacketMismatch)?;
-            let addr_up = ip_update_v6(h, end, &new);
-            let c = addr_up.apply(wire::rd16ne(i, icmp::CHECKSUM));
-            wire::wr16ne(i, icmp::CHECKSUM, c);
-        }
+        Protocol::Icmp | Protocol::Icmpv6 => h.update_icmp(end, new, l4)?,
     }
     set_macs(head, hop)?;
     Ok(Verdict::Forward)
