@@ -208,3 +208,119 @@ fn ttl_down(f: &mut [u8], pkt: &Packet) -> Result<bool, RewriteError> {
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum;
+    use crate::frame::MacAddr;
+    use crate::parse::parse;
+    use crate::testutil::{self, tcp};
+    use crate::wire::proto;
+
+    fn hop(mtu: u16) -> NextHop {
+        NextHop { src_mac: MacAddr([2, 0, 0, 0, 0, 0xa]), dst_mac: MacAddr([2, 0, 0, 0, 0, 0xb]), mtu }
+    }
+
+    #[test]
+    fn fit_by_family_and_df() {
+        let df = parse(&testutil::v4(proto::TCP, 64, true, &tcp())).unwrap();
+        let no_df = parse(&testutil::v4(proto::TCP, 64, false, &tcp())).unwrap();
+        let v6 = parse(&testutil::v6(proto::TCP, 64, &tcp())).unwrap();
+        assert_eq!(fit(&df, 40, 40), Fit::Fits);
+        assert_eq!(fit(&df, 41, 40), Fit::TooBig(40));
+        assert_eq!(fit(&no_df, 41, 40), Fit::Fragment);
+        assert_eq!(fit(&v6, 1281, 1280), Fit::TooBig(1280));
+        assert_eq!(fit(&v6, 1280, 1280), Fit::Fits);
+    }
+
+    #[test]
+    fn ttl_decrement_updates_the_checksum() {
+        let mut f = testutil::v4(proto::TCP, 64, true, &tcp());
+        let h: &mut [u8; ipv4::MIN_HEADER_LEN] = get_mut(&mut f, 14).unwrap();
+        ttl_down_v4_apply(h);
+        assert_eq!(h[ipv4::TTL], 63);
+        assert_eq!(h[ipv4::PROTOCOL], proto::TCP);
+        assert!(checksum::verify(&h[..]));
+    }
+
+    #[test]
+    fn ttl_down_refuses_one_and_leaves_the_frame() {
+        for mut f in [testutil::v4(proto::TCP, 1, true, &tcp()), testutil::v6(proto::TCP, 1, &tcp())] {
+            let pkt = parse(&f).unwrap();
+            let before = f.clone();
+            assert_eq!(ttl_down(&mut f, &pkt), Ok(false));
+            assert_eq!(f, before);
+        }
+        let mut f = testutil::v6(proto::TCP, 2, &tcp());
+        let pkt = parse(&f).unwrap();
+        assert_eq!(ttl_down(&mut f, &pkt), Ok(true));
+        assert_eq!(f[14 + ipv6::HOP_LIMIT], 1);
+        let mut short = f[..60].to_vec();
+        assert_eq!(ttl_down(&mut short, &pkt), Err(RewriteError::PacketMismatch));
+    }
+
+    #[test]
+    fn ip_header_must_have_the_packets_version() {
+        let v4 = testutil::v4(proto::TCP, 64, true, &tcp());
+        let mut v6 = testutil::v6(proto::TCP, 64, &tcp());
+        let pkt = parse(&v4).unwrap();
+        assert_eq!(ip_header_mut::<20>(&mut v6, &pkt).err(), Some(RewriteError::PacketMismatch));
+        assert_eq!(ip_header_mut::<20>(&mut v6[..30], &pkt).err(), Some(RewriteError::PacketMismatch));
+        let mut v4 = v4;
+        assert!(ip_header_mut::<20>(&mut v4, &pkt).is_ok());
+    }
+
+    #[test]
+    fn macs_and_frames_too_short_for_them() {
+        let mut f = [0u8; 14];
+        set_macs(&mut f, &hop(1500)).unwrap();
+        assert_eq!(&f[..12], &[2, 0, 0, 0, 0, 0xb, 2, 0, 0, 0, 0, 0xa]);
+        assert_eq!(set_macs(&mut [0u8; 11], &hop(1500)), Err(RewriteError::PacketMismatch));
+    }
+
+    #[test]
+    fn fragmentation_needs_room_for_the_header_and_eight_bytes() {
+        assert_eq!(check_fragmentable(Fit::Fragment, 20, 27), Err(RewriteError::MtuTooSmall));
+        assert_eq!(check_fragmentable(Fit::Fragment, 20, 28), Ok(()));
+        // Options beyond the maximum header length are not counted.
+        assert_eq!(check_fragmentable(Fit::Fragment, 80, 68), Ok(()));
+        assert_eq!(check_fragmentable(Fit::TooBig(10), 20, 10), Ok(()));
+    }
+
+    #[test]
+    fn header_must_match_the_packet_before_fragmenting() {
+        let f = testutil::v4(proto::TCP, 64, false, &tcp());
+        let pkt = parse(&f).unwrap();
+        assert_eq!(check_header_matches(&f, &pkt), Ok(()));
+        let mut other = f.clone();
+        other[14 + ipv4::TOTAL_LEN + 1] += 1;
+        assert_eq!(check_header_matches(&other, &pkt), Err(RewriteError::PacketMismatch));
+        assert_eq!(check_header_matches(&f[..50], &pkt), Err(RewriteError::PacketMismatch));
+    }
+
+    #[test]
+    fn over_mtu_too_big_decrements_and_reports() {
+        let mut f = testutil::v4(proto::TCP, 64, true, &tcp());
+        let pkt = parse(&f).unwrap();
+        let mut buf = FrameBuf::whole(&mut f);
+        let mut sink = crate::DiscardFragments::default();
+        let v = over_mtu(&mut buf, pkt, &hop(40), Fit::TooBig(40), dr_in_place, &mut sink);
+        assert_eq!(v, Ok(Verdict::TooBig { mtu: 40 }));
+        assert_eq!(buf.frame()[14 + ipv4::TTL], 63);
+        // The MACs are not the next hop's: the frame is not sent.
+        assert_eq!(&buf.frame()[..6], &[2, 0, 0, 0, 0, 2]);
+    }
+
+    #[test]
+    fn over_mtu_fragments_after_the_rewrite() {
+        let mut f = testutil::v4(proto::TCP, 64, false, &[tcp().as_slice(), &[7; 40]].concat());
+        let pkt = parse(&f).unwrap();
+        let mut buf = FrameBuf::whole(&mut f);
+        let mut sink = crate::DiscardFragments::default();
+        let v = over_mtu(&mut buf, pkt, &hop(44), Fit::Fragment, dr_in_place, &mut sink);
+        // 60 bytes of payload in pieces of 24: 3 fragments.
+        assert_eq!(v, Ok(Verdict::Fragmented { count: 3 }));
+        assert_eq!(sink.0, 3);
+    }
+}

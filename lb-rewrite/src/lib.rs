@@ -138,6 +138,8 @@ mod nat;
 mod nat_icmp;
 mod parse;
 mod reply;
+#[cfg(test)]
+mod testutil;
 mod tun;
 mod wire;
 

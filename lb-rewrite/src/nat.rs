@@ -8,7 +8,7 @@ use crate::error::RewriteError;
 use crate::forward::{fit, ip_header_mut, over_mtu, set_macs, ttl_down_v4, Fit};
 use crate::frame::{FragmentSink, FrameBuf, NextHop, Verdict};
 use crate::parse::{IpVersion, Packet};
-use crate::wire::{self, get_mut, icmp, ipv4, ipv6, tcp, udp};
+use crate::wire::{self, get_mut, icmp, ipv4, ipv6, proto, tcp, udp};
 use lb_sched::Protocol;
 
 /// Which end of the packet NAT rewrites: where the address sits in each IP header and the port
@@ -252,7 +252,7 @@ fn nat_ip<H: NatHeader + ?Sized>(
 fn udp_full_checksum(head: &[u8], version: IpVersion, l3: usize, l4: &mut [u8]) {
     let Some(u) = wire::get::<{ udp::HEADER_LEN }>(l4, 0) else { return };
     let len = wire::rd16(u, udp::LENGTH);
-    let pseudo = match pseudo_header_at(head, version, l3, 17, u32::from(len)) {
+    let pseudo = match pseudo_header_at(head, version, l3, proto::UDP, u32::from(len)) {
         Some(p) => p,
         None => return,
     };
@@ -286,5 +286,161 @@ fn pseudo_header_at(head: &[u8], version: IpVersion, l3: usize, protocol: u8, le
             let dst = wire::get::<16>(h, ipv6::DST)?;
             Some(checksum::pseudo_header_v6(src, dst, protocol, len))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::MacAddr;
+    use crate::parse::parse;
+    use crate::testutil::{self, addr6, l4_checksum_ok, tcp, udp};
+    use crate::wire::proto;
+
+    const HOP: NextHop =
+        NextHop { src_mac: MacAddr([2, 0, 0, 0, 0, 0xa]), dst_mac: MacAddr([2, 0, 0, 0, 0, 0xb]), mtu: 1500 };
+
+    fn v4_header(f: &mut [u8]) -> &mut V4Header {
+        get_mut(f, 14).unwrap()
+    }
+
+    #[test]
+    fn v4_header_update_keeps_the_header_checksum_right() {
+        let mut f = testutil::v4(proto::TCP, 64, true, &tcp());
+        let h = v4_header(&mut f);
+        assert!(!h.expired());
+        let up = h.update(DST, u32::from_be_bytes([10, 0, 0, 2]));
+        assert_eq!(&h[16..20], &[10, 0, 0, 2]);
+        assert_eq!(h[ipv4::TTL], 63);
+        assert!(checksum::verify(&h[..]));
+        // The returned update is the address change alone: 198.51.100.1 -> 10.0.0.2.
+        let want = Update::new().replace_u32(u32::from_ne_bytes([198, 51, 100, 1]), u32::from_ne_bytes([10, 0, 0, 2]));
+        assert_eq!(up, want);
+        let h = v4_header(&mut f);
+        h.update(SRC, u32::from_be_bytes([203, 0, 113, 9]));
+        assert_eq!(&h[12..16], &[203, 0, 113, 9]);
+        assert!(checksum::verify(&h[..]));
+    }
+
+    #[test]
+    fn expiry_at_ttl_and_hop_limit_one() {
+        let mut f = testutil::v4(proto::TCP, 1, true, &tcp());
+        assert!(v4_header(&mut f).expired());
+        let mut f = testutil::v6(proto::TCP, 1, &tcp());
+        let h: &mut V6Header = get_mut(&mut f, 14).unwrap();
+        assert!(h.expired());
+        h[ipv6::HOP_LIMIT] = 2;
+        assert!(!h.expired());
+    }
+
+    #[test]
+    fn v6_header_update_changes_the_address_and_hop_limit() {
+        let mut f = testutil::v6(proto::TCP, 64, &tcp());
+        let h: &mut V6Header = get_mut(&mut f, 14).unwrap();
+        h.update(DST, addr6(0x42));
+        assert_eq!(&h[ipv6::DST..ipv6::DST + 16], &addr6(0x42));
+        assert_eq!(&h[ipv6::SRC..ipv6::SRC + 16], &addr6(7));
+        assert_eq!(h[ipv6::HOP_LIMIT], 63);
+    }
+
+    #[test]
+    fn icmpv6_checksum_follows_the_address_and_icmpv4_has_none_to_follow() {
+        let echo = [128, 0, 0, 0, 0, 1, 0, 1];
+        let mut f = testutil::v6(proto::ICMPV6, 64, &echo);
+        let (head, l4) = f.split_at_mut(54);
+        let h: &mut V6Header = get_mut(head, 14).unwrap();
+        h.update_icmp(SRC, addr6(9), l4).unwrap();
+        assert!(l4_checksum_ok(&f));
+        let mut short = [0u8; 4];
+        let h: &mut V6Header = get_mut(&mut f, 14).unwrap();
+        assert_eq!(h.update_icmp(SRC, addr6(9), &mut short), Err(RewriteError::PacketMismatch));
+
+        let mut f = testutil::v4(proto::ICMP, 64, true, &[8, 0, 0xf7, 0xfe, 0, 1, 0, 0]);
+        let before = f[34..].to_vec();
+        let (head, l4) = f.split_at_mut(34);
+        get_mut::<20>(head, 14).unwrap().update_icmp(DST, 0x0a00_0002, l4).unwrap();
+        assert_eq!(&f[34..], &before[..]);
+        assert!(checksum::verify(&f[14..34]));
+    }
+
+    #[test]
+    fn replace_port_returns_the_old_word() {
+        let mut t = tcp();
+        let new = u16::from_ne_bytes(8080u16.to_be_bytes());
+        let old = replace_port(&mut t, tcp::DST_PORT, new);
+        assert_eq!(old, u16::from_ne_bytes(80u16.to_be_bytes()));
+        assert_eq!(&t[2..4], &8080u16.to_be_bytes());
+        assert_eq!(&t[0..2], &40000u16.to_be_bytes());
+    }
+
+    #[test]
+    fn split_l4_cuts_at_the_packet_end() {
+        let mut f = testutil::v4(proto::TCP, 64, true, &tcp());
+        let pkt = parse(&f).unwrap();
+        f.extend_from_slice(&[0xEE; 6]); // Ethernet padding
+        let (head, l4) = split_l4(&mut f, &pkt).unwrap();
+        assert_eq!((head.len(), l4.len()), (34, 20));
+        let mut short = f[..40].to_vec();
+        assert_eq!(split_l4(&mut short, &pkt).err(), Some(RewriteError::PacketMismatch));
+    }
+
+    #[test]
+    fn nat_ip_rewrites_tcp_and_udp_in_both_families() {
+        for (mut f, v6) in [
+            (testutil::v4(proto::TCP, 64, true, &tcp()), false),
+            (testutil::v4(proto::UDP, 64, true, &udp(false)), false),
+            (testutil::v6(proto::TCP, 64, &tcp()), true),
+            (testutil::v6(proto::UDP, 64, &udp(false)), true),
+        ] {
+            let pkt = parse(&f).unwrap();
+            let v = if v6 {
+                nat_ip::<V6Header>(&mut f, &pkt, &HOP, DST, addr6(2), 8080)
+            } else {
+                nat_ip::<V4Header>(&mut f, &pkt, &HOP, DST, 0x0a00_0002, 8080)
+            };
+            assert_eq!(v, Ok(Verdict::Forward));
+            assert!(l4_checksum_ok(&f), "{:?}", pkt.protocol());
+            let out = parse(&f).unwrap();
+            assert_eq!(out.flow().dst_port, 8080);
+            assert_eq!(out.ttl(), 63);
+            assert_eq!(&f[..12], &[2, 0, 0, 0, 0, 0xb, 2, 0, 0, 0, 0, 0xa]);
+        }
+    }
+
+    #[test]
+    fn nat_ip_time_exceeded_changes_nothing() {
+        let mut f = testutil::v4(proto::TCP, 1, true, &tcp());
+        let before = f.clone();
+        let pkt = parse(&f).unwrap();
+        assert_eq!(nat_ip::<V4Header>(&mut f, &pkt, &HOP, SRC, 1, 1), Ok(Verdict::TimeExceeded));
+        assert_eq!(f, before);
+    }
+
+    #[test]
+    fn zero_udp_checksum_is_computed_in_full() {
+        let mut f = testutil::v4(proto::UDP, 64, true, &udp(true));
+        assert_eq!(&f[40..42], &[0, 0]);
+        let pkt = parse(&f).unwrap();
+        assert_eq!(nat_ip::<V4Header>(&mut f, &pkt, &HOP, DST, 0x0a00_0002, 5353), Ok(Verdict::Forward));
+        assert_ne!(&f[40..42], &[0, 0]);
+        assert!(l4_checksum_ok(&f));
+
+        // The same through `udp_full_checksum` directly, for IPv6.
+        let mut f = testutil::v6(proto::UDP, 64, &udp(true));
+        let (head, l4) = f.split_at_mut(54);
+        udp_full_checksum(head, IpVersion::V6, 14, l4);
+        assert!(l4_checksum_ok(&f));
+    }
+
+    #[test]
+    fn pseudo_header_needs_the_whole_ip_header() {
+        let f = testutil::v4(proto::TCP, 64, true, &tcp());
+        let want = checksum::pseudo_header_v4(&[192, 0, 2, 7], &[198, 51, 100, 1], proto::TCP, 20);
+        assert_eq!(pseudo_header_at(&f, IpVersion::V4, 14, proto::TCP, 20), Some(want));
+        assert_eq!(pseudo_header_at(&f[..33], IpVersion::V4, 14, proto::TCP, 20), None);
+        let f = testutil::v6(proto::TCP, 64, &tcp());
+        let want = checksum::pseudo_header_v6(&addr6(7), &addr6(1), proto::TCP, 20);
+        assert_eq!(pseudo_header_at(&f, IpVersion::V6, 14, proto::TCP, 20), Some(want));
+        assert_eq!(pseudo_header_at(&f[..53], IpVersion::V6, 14, proto::TCP, 20), None);
     }
 }

@@ -9,7 +9,7 @@ use crate::forward::{check_fragmentable, fit, fragment_in_place, ip_header_mut, 
 use crate::frame::{FragmentSink, FrameBuf, NextHop, Verdict};
 use crate::nat::pseudo_header;
 use crate::parse::{IpVersion, Packet};
-use crate::wire::{self, get_mut, icmp, ipv4, ipv6, tcp, udp};
+use crate::wire::{self, get_mut, icmp, ipv4, ipv6, proto, tcp, udp};
 
 /// NAT of an ICMP error from the client side about a reply of a connection (`ip_vs_nat_icmp`,
 /// inout = 0): the outer destination (the VIP) and the quoted source address and port
@@ -87,7 +87,9 @@ fn nat_icmp(
     let msg = rest.get_mut(..end - l4_at).unwrap_or(&mut []);
     let icmp_sum = match pkt.version() {
         IpVersion::V4 => checksum::Sum::new(),
-        IpVersion::V6 => pseudo_header(head, pkt, 58, msg.len() as u32).ok_or(RewriteError::PacketMismatch)?,
+        IpVersion::V6 => {
+            pseudo_header(head, pkt, proto::ICMPV6, msg.len() as u32).ok_or(RewriteError::PacketMismatch)?
+        }
     };
     if pkt.is_first_fragment() || icmp_sum.add_bytes(msg).fold() != 0xFFFF {
         return Err(RewriteError::BadIcmpChecksum);
@@ -190,7 +192,9 @@ fn nat_icmp(
     }
     let sum = match pkt.version() {
         IpVersion::V4 => checksum::Sum::new(),
-        IpVersion::V6 => pseudo_header(head, pkt, 58, msg.len() as u32).ok_or(RewriteError::PacketMismatch)?,
+        IpVersion::V6 => {
+            pseudo_header(head, pkt, proto::ICMPV6, msg.len() as u32).ok_or(RewriteError::PacketMismatch)?
+        }
     };
     let c = sum.add_bytes(msg).checksum();
     if let Some(i) = get_mut::<{ icmp::HEADER_LEN }>(msg, 0) {
