@@ -39,6 +39,7 @@ mod sched;
 mod service;
 mod tcp_flags;
 mod time;
+mod walk;
 
 pub mod dh;
 pub mod fo;
@@ -56,7 +57,7 @@ pub mod wrr;
 
 pub use dest::{flags, DestConfig, DestId, Destination, ForwardMethod};
 pub use flow::{fold_addr, fold_mul, proto, Flow, Protocol};
-pub use tcp_flags::TcpFlags;
 pub use sched::{Change, RandomSource, SchedConfig, SchedError, SchedFlags, Scheduler, SplitMix64, ThreadRng};
 pub use service::{Service, ServiceReader, Snapshot, SnapshotGuard};
+pub use tcp_flags::TcpFlags;
 pub use time::Timestamp;

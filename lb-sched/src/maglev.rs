@@ -56,7 +56,6 @@ pub fn identity_hashes(addr: &std::net::IpAddr, port: u16) -> (u64, u64) {
     (h(ID_KEY1), h(ID_KEY2))
 }
 
-
 const K0: u64 = 0x9E37_79B9_7F4A_7C15;
 const K1: u64 = 0xBF58_476D_1CE4_E5B9;
 const K2: u64 = 0x94D0_49BB_1331_11EB;
