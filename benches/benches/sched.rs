@@ -76,7 +76,7 @@ fn pick(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("peer-weighted-rs-smooth-wrr", n), &n, |b, _| {
             b.iter(|| weighted_rs::Weight::next(&mut smooth))
         });
-        let keys: Vec<u64> = fl.iter().map(lb_sched::maglev::flow_hash).collect();
+        let keys: Vec<u64> = fl.iter().map(lb_sched::internals::maglev::flow_hash).collect();
         let mh = maglev_hash::MaglevTable::with_capacity((0..n).collect::<Vec<u32>>(), 65537);
         let mut i = 0usize;
         g.bench_with_input(BenchmarkId::new("peer-maglev-hash-get", n), &n, |b, _| {
@@ -152,17 +152,17 @@ fn build(c: &mut Criterion) {
         for n in [100u32, 1000] {
             let ds = dests(n);
             let id = format!("M={m}/N={n}");
-            let ours = lb_sched::maglev::populate(m, &ds).unwrap();
+            let ours = lb_sched::internals::maglev::populate(m, &ds).unwrap();
             assert_eq!(ours.len(), m as usize);
             check_ours(&ours, n as usize);
             g.bench_function(BenchmarkId::new("lbkit-maglev", &id), |b| {
-                b.iter(|| lb_sched::maglev::populate(m, black_box(&ds)).unwrap())
+                b.iter(|| lb_sched::internals::maglev::populate(m, black_box(&ds)).unwrap())
             });
             if m == 4093 {
                 // IPVS's mh (its table sizes come from a fixed prime list; 4093 is the default).
-                check_ours(&lb_sched::mh::populate(m, 6, &ds).unwrap(), n as usize);
+                check_ours(&lb_sched::internals::mh::populate(m, 6, &ds).unwrap(), n as usize);
                 g.bench_function(BenchmarkId::new("lbkit-mh", &id), |b| {
-                    b.iter(|| lb_sched::mh::populate(m, 6, black_box(&ds)).unwrap())
+                    b.iter(|| lb_sched::internals::mh::populate(m, 6, black_box(&ds)).unwrap())
                 });
             }
             let nodes: Vec<u32> = (0..n).collect();

@@ -131,17 +131,23 @@
 
 pub mod checksum;
 mod error;
+mod forward;
 mod frag;
 mod frame;
 mod nat;
+mod nat_icmp;
 mod parse;
 mod reply;
+#[cfg(test)]
+mod testutil;
 mod tun;
 mod wire;
 
 pub use error::{ParseError, RewriteError};
+pub use forward::dr;
 pub use frame::{DiscardFragments, FragmentSink, FrameBuf, MacAddr, NextHop, Verdict};
-pub use nat::{dnat, dr, nat_icmp_in, nat_icmp_out, snat};
+pub use nat::{dnat, snat};
+pub use nat_icmp::{nat_icmp_in, nat_icmp_out};
 pub use parse::{parse, IcmpQuote, IpVersion, Packet, TcpFlags};
 pub use reply::{build_time_exceeded, build_too_big, ReplySource, MAX_REPLY_V4, MAX_REPLY_V6, REPLY_TTL};
 pub use tun::{gue_source_port, tun, Encap, Tunnel};

@@ -559,3 +559,196 @@ fn parse_quote(packet: &[u8], at: usize, version: IpVersion) -> Result<Quote, Pa
     let (src_port, dst_port) = if proto.has_ports() { (be16([t[0], t[1]]), be16([t[2], t[3]])) } else { (0, 0) };
     Ok(Quote { src, dst, src_port, dst_port, proto, l3: at, l4 })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4 header (no options) of `total` bytes carrying `protocol`, 192.0.2.1 -> 198.51.100.1.
+    fn v4_header(protocol: u8, total: u16, frag: u16) -> [u8; 20] {
+        let mut h = [0u8; 20];
+        h[0] = 0x45;
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        h[6..8].copy_from_slice(&frag.to_be_bytes());
+        h[8] = 64;
+        h[9] = protocol;
+        h[12..16].copy_from_slice(&[192, 0, 2, 1]);
+        h[16..20].copy_from_slice(&[198, 51, 100, 1]);
+        h
+    }
+
+    /// An IPv6 header with `payload` bytes after it, first header `next`, 2001:db8::1 -> ::2.
+    fn v6_header(next: u8, payload: u16) -> [u8; 40] {
+        let mut h = [0u8; 40];
+        h[0] = 0x60;
+        h[4..6].copy_from_slice(&payload.to_be_bytes());
+        h[6] = next;
+        h[7] = 64;
+        h[8..10].copy_from_slice(&[0x20, 0x01]);
+        h[10..12].copy_from_slice(&[0x0d, 0xb8]);
+        h[23] = 1;
+        h[24..26].copy_from_slice(&[0x20, 0x01]);
+        h[26..28].copy_from_slice(&[0x0d, 0xb8]);
+        h[39] = 2;
+        h
+    }
+
+    fn ip_layer(version: IpVersion, protocol: u8, l4: usize, end: usize, bits: u8) -> IpLayer {
+        IpLayer { version, protocol, l3: 0, l4, end, ttl: 64, bits, tags: 0 }
+    }
+
+    #[test]
+    fn addresses_round_trip_through_the_packet_words() {
+        let a: Ipv4Addr = "192.0.2.1".parse().unwrap();
+        assert_eq!(to_addr(IpVersion::V4, v4_word(&a.octets())), IpAddr::V4(a));
+        let b: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        assert_eq!(to_addr(IpVersion::V6, u128::from_ne_bytes(b.octets())), IpAddr::V6(b));
+    }
+
+    #[test]
+    fn extension_header_types() {
+        for t in [ipv6::NH_HOP_BY_HOP, ipv6::NH_ROUTING, ipv6::NH_DEST_OPTS, ipv6::NH_FRAGMENT] {
+            assert!(is_extension(t), "{t}");
+        }
+        for t in [proto::TCP, proto::UDP, proto::ICMPV6, 59] {
+            assert!(!is_extension(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn extension_walk_reaches_the_transport_header() {
+        // Hop-by-hop (8 bytes) -> destination options (16 bytes) -> TCP.
+        let mut p = [0u8; 24];
+        p[0] = ipv6::NH_DEST_OPTS;
+        p[8] = proto::TCP;
+        p[9] = 1;
+        let Ok((next, at, first)) = skip_ipv6_extensions(&p, ipv6::NH_HOP_BY_HOP, 0) else { panic!() };
+        assert_eq!((next, at, first), (proto::TCP, 24, false));
+    }
+
+    #[test]
+    fn extension_walk_sees_a_first_fragment_and_refuses_later_ones() {
+        let mut p = [0u8; 8];
+        p[0] = proto::UDP;
+        p[3] = 1; // offset 0, M set
+        assert!(matches!(skip_ipv6_extensions(&p, ipv6::NH_FRAGMENT, 0), Ok((proto::UDP, 8, true))));
+        p[3] = 0;
+        assert!(matches!(skip_ipv6_extensions(&p, ipv6::NH_FRAGMENT, 0), Ok((proto::UDP, 8, false))));
+        p[2] = 0x01; // offset 32 bytes: not the first fragment
+        assert!(matches!(skip_ipv6_extensions(&p, ipv6::NH_FRAGMENT, 0), Err(ExtError::Fragment)));
+    }
+
+    #[test]
+    fn extension_walk_errors() {
+        // A hop-by-hop header after another extension header.
+        let mut p = [0u8; 16];
+        p[0] = ipv6::NH_HOP_BY_HOP;
+        assert!(matches!(skip_ipv6_extensions(&p, ipv6::NH_ROUTING, 0), Err(ExtError::MisplacedHopByHop)));
+        // A length that runs past the packet.
+        let mut p = [0u8; 8];
+        p[1] = 1;
+        assert!(matches!(skip_ipv6_extensions(&p, ipv6::NH_ROUTING, 0), Err(ExtError::Truncated)));
+        // Too short for the fixed part.
+        assert!(matches!(skip_ipv6_extensions(&[0u8; 1], ipv6::NH_ROUTING, 0), Err(ExtError::Truncated)));
+        assert!(matches!(skip_ipv6_extensions(&[0u8; 7], ipv6::NH_FRAGMENT, 0), Err(ExtError::Truncated)));
+    }
+
+    #[test]
+    fn transport_tcp_offset_and_udp_length_are_checked() {
+        let mut p = [0u8; 40];
+        p[20] = 0x9c;
+        p[21] = 0x40;
+        p[23] = 80;
+        p[32] = 0x50;
+        p[33] = TcpFlags::SYN;
+        let ip = ip_layer(IpVersion::V4, proto::TCP, 20, 40, 0);
+        let Ok(pkt) = parse_transport(&p, ip, 1, 2) else { panic!() };
+        assert_eq!((pkt.protocol(), pkt.flow().src_port, pkt.flow().dst_port), (Protocol::Tcp, 40000, 80));
+        assert!(pkt.tcp_flags().syn());
+        p[32] = 0x40; // 16-byte header
+        assert_eq!(parse_transport(&p, ip, 1, 2), Err(ParseError::BadTcpOffset));
+        p[32] = 0x60; // 24 bytes, only 20 there
+        assert_eq!(parse_transport(&p, ip, 1, 2), Err(ParseError::BadTcpOffset));
+        assert_eq!(parse_transport(&p[..30], ip, 1, 2), Err(ParseError::TruncatedTcp));
+
+        let mut u = [0u8; 28];
+        u[24..26].copy_from_slice(&8u16.to_be_bytes());
+        let ip = ip_layer(IpVersion::V4, proto::UDP, 20, 28, 0);
+        assert!(matches!(parse_transport(&u, ip, 1, 2), Ok(p) if p.protocol() == Protocol::Udp));
+        u[24..26].copy_from_slice(&7u16.to_be_bytes());
+        assert_eq!(parse_transport(&u, ip, 1, 2), Err(ParseError::BadUdpLength));
+        // Longer than what is here: wrong, except in a first fragment.
+        u[24..26].copy_from_slice(&100u16.to_be_bytes());
+        assert_eq!(parse_transport(&u, ip, 1, 2), Err(ParseError::BadUdpLength));
+        let first = ip_layer(IpVersion::V4, proto::UDP, 20, 28, BIT_FIRST_FRAGMENT);
+        assert!(parse_transport(&u, first, 1, 2).is_ok());
+    }
+
+    #[test]
+    fn transport_icmp_must_match_the_ip_version() {
+        let p = [0u8; 28];
+        let ip = ip_layer(IpVersion::V6, proto::ICMP, 20, 28, 0);
+        assert_eq!(parse_transport(&p, ip, 1, 2), Err(ParseError::UnsupportedProtocol));
+        let ip = ip_layer(IpVersion::V4, proto::ICMPV6, 20, 28, 0);
+        assert_eq!(parse_transport(&p, ip, 1, 2), Err(ParseError::UnsupportedProtocol));
+        let ip = ip_layer(IpVersion::V4, proto::ICMP, 20, 28, 0);
+        let Ok(pkt) = parse_transport(&p, ip, 1, 2) else { panic!() };
+        assert_eq!((pkt.protocol(), pkt.icmp_type_code()), (Protocol::Icmp, Some((0, 0))));
+        assert!(!pkt.has_quote());
+    }
+
+    #[test]
+    fn quote_v4_with_ports() {
+        let mut p = Vec::new();
+        p.extend_from_slice(&v4_header(proto::UDP, 28, 0));
+        p.extend_from_slice(&[0x00, 0x35, 0x9c, 0x40, 0, 8, 0, 0]);
+        let Ok(q) = parse_quote(&p, 0, IpVersion::V4) else { panic!() };
+        assert_eq!((q.proto, q.src_port, q.dst_port, q.l3, q.l4), (Protocol::Udp, 53, 40000, 0, 20));
+        assert_eq!(to_addr(IpVersion::V4, q.src), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(to_addr(IpVersion::V4, q.dst), "198.51.100.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn quote_v4_errors() {
+        let tail = [0u8; 8];
+        let quote = |h: [u8; 20], tail: &[u8]| {
+            let mut p = h.to_vec();
+            p.extend_from_slice(tail);
+            parse_quote(&p, 0, IpVersion::V4).map(|_| ())
+        };
+        assert_eq!(quote(v4_header(proto::TCP, 28, 0), &tail[..7]), Err(ParseError::TruncatedIcmpQuote));
+        assert_eq!(quote(v4_header(proto::TCP, 28, 0x0001), &tail), Err(ParseError::IcmpQuoteFragment));
+        assert_eq!(quote(v4_header(proto::ICMPV6, 28, 0), &tail), Err(ParseError::UnsupportedIcmpQuoteProtocol));
+        assert_eq!(quote(v4_header(proto::IPIP, 28, 0), &tail), Err(ParseError::UnsupportedIcmpQuoteProtocol));
+        let mut h = v4_header(proto::TCP, 28, 0);
+        h[0] = 0x44;
+        assert_eq!(quote(h, &tail), Err(ParseError::BadIcmpQuote));
+        h[0] = 0x65;
+        assert_eq!(quote(h, &tail), Err(ParseError::BadIcmpQuote));
+        assert_eq!(parse_quote(&[0x45; 19], 0, IpVersion::V4).map(|_| ()), Err(ParseError::TruncatedIcmpQuote));
+        // An ICMP quote has no ports.
+        let Ok(q) = parse_quote(&[v4_header(proto::ICMP, 28, 0).as_slice(), &[8; 8]].concat(), 0, IpVersion::V4) else {
+            panic!()
+        };
+        assert_eq!((q.proto, q.src_port, q.dst_port), (Protocol::Icmp, 0, 0));
+    }
+
+    #[test]
+    fn quote_v6_through_extension_headers() {
+        let mut p = v6_header(ipv6::NH_DEST_OPTS, 16).to_vec();
+        p.extend_from_slice(&[proto::TCP, 0, 0, 0, 0, 0, 0, 0]);
+        p.extend_from_slice(&[0x01, 0xbb, 0x9c, 0x40, 0, 0, 0, 0]);
+        let Ok(q) = parse_quote(&p, 0, IpVersion::V6) else { panic!() };
+        assert_eq!((q.proto, q.src_port, q.dst_port, q.l4), (Protocol::Tcp, 443, 40000, 48));
+        assert_eq!(to_addr(IpVersion::V6, q.dst), "2001:db8::2".parse::<IpAddr>().unwrap());
+        // A fragment header with a non-zero offset in the quote.
+        let mut p = v6_header(ipv6::NH_FRAGMENT, 16).to_vec();
+        p.extend_from_slice(&[proto::TCP, 0, 0x01, 0, 0, 0, 0, 0]);
+        p.extend_from_slice(&[0; 8]);
+        assert_eq!(parse_quote(&p, 0, IpVersion::V6).map(|_| ()), Err(ParseError::IcmpQuoteFragment));
+        // ICMP (v4) inside ICMPv6 is not a quote lbkit reads.
+        let mut p = v6_header(proto::ICMP, 8).to_vec();
+        p.extend_from_slice(&[0; 8]);
+        assert_eq!(parse_quote(&p, 0, IpVersion::V6).map(|_| ()), Err(ParseError::UnsupportedIcmpQuoteProtocol));
+    }
+}

@@ -7,9 +7,9 @@ use lb_sched::Flow;
 
 use crate::checksum;
 use crate::error::RewriteError;
+use crate::forward::{fit, ip_header_mut, set_macs, ttl_down_v4_apply, Fit};
 use crate::frag;
 use crate::frame::{FragmentSink, FrameBuf, NextHop, Verdict};
-use crate::nat::{fit, ip_header_mut, set_macs, ttl_down_v4_apply, Fit};
 use crate::parse::{IpVersion, Packet};
 use crate::wire::{self, eth, gue, ipv4, ipv6, proto, udp};
 

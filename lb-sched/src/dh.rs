@@ -28,7 +28,7 @@ pub fn build(_cfg: &SchedConfig, dests: &[Arc<Destination>]) -> Result<Box<dyn S
 }
 
 /// The bucket table: bucket `b` holds destination `b mod N` in list order.
-pub fn fill(dests: &[Arc<Destination>]) -> Box<[u32; 1 << TAB_BITS]> {
+pub(crate) fn fill(dests: &[Arc<Destination>]) -> Box<[u32; 1 << TAB_BITS]> {
     let mut t = Box::new([EMPTY; 1 << TAB_BITS]);
     if !dests.is_empty() {
         for (b, slot) in t.iter_mut().enumerate() {
@@ -40,7 +40,7 @@ pub fn fill(dests: &[Arc<Destination>]) -> Box<[u32; 1 << TAB_BITS]> {
 
 /// The bucket of `flow`.
 #[inline]
-pub fn bucket(flow: &Flow) -> u32 {
+pub(crate) fn bucket(flow: &Flow) -> u32 {
     hash_32(fold_addr(&flow.dst), TAB_BITS)
 }
 

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::walk::highest_weight;
 use crate::{Change, Destination, Flow, SchedConfig, SchedError, Scheduler};
 
 /// Weighted failover.
@@ -14,22 +15,6 @@ pub struct Failover;
 /// Registry constructor.
 pub fn build(_cfg: &SchedConfig, _dests: &[Arc<Destination>]) -> Result<Box<dyn Scheduler>, SchedError> {
     Ok(Box::new(Failover))
-}
-
-/// The highest-weight destination among those `ok` accepts; the first wins ties.
-#[inline]
-pub(crate) fn highest_weight(dests: &[Arc<Destination>], ok: impl Fn(&Destination) -> bool) -> Option<usize> {
-    let mut best: Option<(usize, u32)> = None;
-    for (i, d) in dests.iter().enumerate() {
-        let w = d.weight();
-        if w == 0 || d.is_overloaded() || !ok(d) {
-            continue;
-        }
-        if best.is_none_or(|(_, bw)| w > bw) {
-            best = Some((i, w));
-        }
-    }
-    best.map(|(i, _)| i)
 }
 
 impl Scheduler for Failover {

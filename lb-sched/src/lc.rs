@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::walk::least;
 use crate::{Change, Destination, Flow, SchedConfig, SchedError, Scheduler};
 
 /// Least connections.
@@ -22,17 +23,7 @@ impl Scheduler for LeastConn {
     }
 
     fn pick(&self, dests: &[Arc<Destination>], _flow: &Flow) -> Option<usize> {
-        let mut least: Option<(usize, u64)> = None;
-        for (i, d) in dests.iter().enumerate() {
-            if !d.is_eligible() {
-                continue;
-            }
-            let doh = d.overhead();
-            if least.is_none_or(|(_, loh)| doh < loh) {
-                least = Some((i, doh));
-            }
-        }
-        least.map(|(i, _)| i)
+        least(dests, Destination::overhead)
     }
 
     fn rebuild(&self, _: &[Arc<Destination>], _: Change) -> Result<Box<dyn Scheduler>, SchedError> {

@@ -19,6 +19,12 @@
 //!   [`Destination::bind_conn`], [`Destination::conn_moved`] and [`Destination::unbind_conn`].
 //! * Every hash that decides a destination uses fixed keys and is stable across releases.
 //!
+//! ## Cargo features
+//!
+//! * `internals` (off by default, **unstable**): the module `internals`, which exposes the
+//!   schedulers' building blocks (the fixed hashes, the mh and maglev table builders) for
+//!   lbkit's benchmarks and known-answer tests. It follows no semver promise.
+//!
 //! ```
 //! use lb_sched::{DestConfig, Flow, Protocol, SchedConfig, Service};
 //! let svc = Service::new("wrr", SchedConfig::default()).unwrap();
@@ -33,12 +39,16 @@
 
 mod dest;
 mod flow;
-pub mod hash;
+mod hash;
 pub mod registry;
 mod sched;
 mod service;
 mod tcp_flags;
 mod time;
+mod walk;
+
+#[cfg(feature = "internals")]
+pub mod internals;
 
 pub mod dh;
 pub mod fo;

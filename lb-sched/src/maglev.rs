@@ -11,7 +11,8 @@
 //! * Weights (MaglevHashV2): each round every destination adds its weight to an accumulator; when
 //!   it reaches the maximum weight, the destination places one entry (its next free preferred
 //!   slot) and the maximum is subtracted. Shares are proportional to the weights.
-//! * Lookup: `slot = (flow_hash >> 32) * M >> 32` with [`flow_hash`] over the whole 5-tuple.
+//! * Lookup: `slot = (flow_hash >> 32) * M >> 32` with `flow_hash`, a fixed folded-multiply
+//!   hash over the whole 5-tuple.
 //!   A destination with OVERLOAD (or weight 0 between an edit and its rebuild) is unavailable:
 //!   the pick fails, or with the fallback flag (SCHED1) the next slots are probed in order.
 //!
@@ -44,7 +45,7 @@ pub struct Maglev {
 }
 
 /// A destination identity's two hashes `(h1, h2)`.
-pub fn identity_hashes(addr: &std::net::IpAddr, port: u16) -> (u64, u64) {
+pub(crate) fn identity_hashes(addr: &std::net::IpAddr, port: u16) -> (u64, u64) {
     let mut bytes = [0u8; 18];
     bytes[..16].copy_from_slice(&addr16(addr));
     bytes[16..].copy_from_slice(&port.to_be_bytes());
@@ -64,7 +65,7 @@ const K2: u64 = 0x94D0_49BB_1331_11EB;
 /// addresses and both ports. Addresses are taken as two big-endian 64-bit words (IPv4: high word
 /// 0, low word the address).
 #[inline]
-pub fn flow_hash(f: &Flow) -> u64 {
+pub(crate) fn flow_hash(f: &Flow) -> u64 {
     #[inline]
     fn words(a: &std::net::IpAddr) -> (u64, u64) {
         match a {
@@ -94,7 +95,7 @@ pub fn build(cfg: &SchedConfig, dests: &[Arc<Destination>]) -> Result<Box<dyn Sc
 
 /// Builds the table: `table[slot]` is an index into `dests`, or `u32::MAX` for empty (only when
 /// no destination has a positive weight).
-pub fn populate(m: u32, dests: &[Arc<Destination>]) -> Result<Box<[u32]>, SchedError> {
+pub(crate) fn populate(m: u32, dests: &[Arc<Destination>]) -> Result<Box<[u32]>, SchedError> {
     if dests.len() > m as usize {
         return Err(SchedError::TooManyDestinations { sched: "maglev", count: dests.len(), table: m });
     }
@@ -168,7 +169,7 @@ pub fn populate(m: u32, dests: &[Arc<Destination>]) -> Result<Box<[u32]>, SchedE
 impl Maglev {
     /// The slot of a flow hash.
     #[inline]
-    pub fn slot(&self, hash: u64) -> u32 {
+    pub(crate) fn slot(&self, hash: u64) -> u32 {
         (((hash >> 32) * u64::from(self.m)) >> 32) as u32
     }
 }

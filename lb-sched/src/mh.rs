@@ -49,7 +49,7 @@ pub struct MaglevIpvs {
 
 /// `hsiphash` of `offset + port + fold(addr)`.
 #[inline]
-pub fn hashkey(addr: &std::net::IpAddr, port: u16, key: [u64; 2], offset: u32) -> u32 {
+pub(crate) fn hashkey(addr: &std::net::IpAddr, port: u16, key: [u64; 2], offset: u32) -> u32 {
     let v = offset.wrapping_add(u32::from(port)).wrapping_add(fold_addr(addr));
     hsiphash_u32(v, key)
 }
@@ -67,7 +67,7 @@ pub fn build(cfg: &SchedConfig, dests: &[Arc<Destination>]) -> Result<Box<dyn Sc
 }
 
 /// The turns of each destination, in list order.
-pub fn turns(tab_bits: u32, dests: &[Arc<Destination>]) -> Vec<u32> {
+pub(crate) fn turns(tab_bits: u32, dests: &[Arc<Destination>]) -> Vec<u32> {
     let g = dests.iter().map(|d| u64::from(d.last_weight())).filter(|&w| w > 0).fold(0, gcd);
     if g == 0 {
         return vec![0; dests.len()];
@@ -87,7 +87,7 @@ pub fn turns(tab_bits: u32, dests: &[Arc<Destination>]) -> Vec<u32> {
 }
 
 /// Builds the lookup table: `table[slot]` is an index into `dests`, or `u32::MAX` for empty.
-pub fn populate(m: u32, tab_bits: u32, dests: &[Arc<Destination>]) -> Result<Box<[u32]>, SchedError> {
+pub(crate) fn populate(m: u32, tab_bits: u32, dests: &[Arc<Destination>]) -> Result<Box<[u32]>, SchedError> {
     if dests.len() > m as usize {
         return Err(SchedError::TooManyDestinations { sched: "mh", count: dests.len(), table: m });
     }
@@ -133,11 +133,6 @@ impl MaglevIpvs {
     fn slot(&self, flow: &Flow, offset: u32) -> u32 {
         let port = if self.flags.port() && flow.proto.has_ports() { flow.src_port } else { 0 };
         hashkey(&flow.src, port, HASH1, offset) % self.m
-    }
-
-    /// The table (for tests and tools): destination indices, `u32::MAX` for empty.
-    pub fn table(&self) -> &[u32] {
-        &self.table
     }
 }
 

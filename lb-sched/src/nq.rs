@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::sed::sed_overhead;
+use crate::walk::idle_or_weighted_least;
 use crate::{Change, Destination, Flow, SchedConfig, SchedError, Scheduler};
 
 /// Never queue.
@@ -23,20 +23,7 @@ impl Scheduler for NeverQueue {
     }
 
     fn pick(&self, dests: &[Arc<Destination>], _flow: &Flow) -> Option<usize> {
-        let mut least: Option<(usize, u64, u128)> = None;
-        for (i, d) in dests.iter().enumerate() {
-            if !d.is_eligible() {
-                continue;
-            }
-            if d.active_conns() == 0 {
-                return Some(i);
-            }
-            let (doh, dw) = (sed_overhead(d), u128::from(d.weight()));
-            if least.is_none_or(|(_, loh, lw)| u128::from(loh) * dw > u128::from(doh) * lw) {
-                least = Some((i, doh, dw));
-            }
-        }
-        least.map(|(i, _, _)| i)
+        idle_or_weighted_least(dests)
     }
 
     fn rebuild(&self, _: &[Arc<Destination>], _: Change) -> Result<Box<dyn Scheduler>, SchedError> {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::fo::highest_weight;
+use crate::walk::highest_weight;
 use crate::{Change, Destination, Flow, SchedConfig, SchedError, Scheduler};
 
 /// Weighted overflow.

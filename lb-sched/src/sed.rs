@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::wlc::weighted_least;
+use crate::walk::{sed_overhead, weighted_least};
 use crate::{Change, Destination, Flow, SchedConfig, SchedError, Scheduler};
 
 /// Shortest expected delay.
@@ -14,12 +14,6 @@ pub struct ShortestExpectedDelay;
 /// Registry constructor.
 pub fn build(_cfg: &SchedConfig, _dests: &[Arc<Destination>]) -> Result<Box<dyn Scheduler>, SchedError> {
     Ok(Box::new(ShortestExpectedDelay))
-}
-
-/// sed's overhead: `activeconns + 1`.
-#[inline]
-pub(crate) fn sed_overhead(d: &Destination) -> u64 {
-    u64::from(d.active_conns()) + 1
 }
 
 impl Scheduler for ShortestExpectedDelay {

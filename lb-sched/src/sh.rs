@@ -38,7 +38,7 @@ pub fn build(cfg: &SchedConfig, dests: &[Arc<Destination>]) -> Result<Box<dyn Sc
 }
 
 /// The bucket table: `table[b]` is an index into `dests`, or `u32::MAX` when the list is empty.
-pub fn fill(bits: u32, dests: &[Arc<Destination>]) -> Box<[u32]> {
+pub(crate) fn fill(bits: u32, dests: &[Arc<Destination>]) -> Box<[u32]> {
     let size = 1usize << bits;
     if dests.is_empty() {
         return vec![EMPTY; size].into_boxed_slice();
@@ -59,7 +59,7 @@ pub fn fill(bits: u32, dests: &[Arc<Destination>]) -> Box<[u32]> {
 impl SourceHash {
     /// The primary bucket of `flow`.
     #[inline]
-    pub fn bucket(&self, flow: &Flow) -> u32 {
+    pub(crate) fn bucket(&self, flow: &Flow) -> u32 {
         let port = if self.flags.port() && flow.proto.has_ports() { flow.src_port } else { 0 };
         hash_32(u32::from(port).wrapping_add(fold_addr(&flow.src)), self.bits)
     }

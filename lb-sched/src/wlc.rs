@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use crate::walk::weighted_least;
 use crate::{Change, Destination, Flow, SchedConfig, SchedError, Scheduler};
 
 /// Weighted least connections.
@@ -16,24 +17,6 @@ pub struct WeightedLeastConn;
 /// Registry constructor.
 pub fn build(_cfg: &SchedConfig, _dests: &[Arc<Destination>]) -> Result<Box<dyn Scheduler>, SchedError> {
     Ok(Box::new(WeightedLeastConn))
-}
-
-/// The weighted-least walk shared by wlc and sed: `overhead` is the per-destination load.
-#[inline]
-pub(crate) fn weighted_least(dests: &[Arc<Destination>], overhead: impl Fn(&Destination) -> u64) -> Option<usize> {
-    let first = dests.iter().position(|d| d.is_eligible())?;
-    let (mut least, mut loh, mut lw) = (first, overhead(&dests[first]), u128::from(dests[first].weight()));
-    for (i, d) in dests.iter().enumerate().skip(first + 1) {
-        if d.is_overloaded() {
-            continue;
-        }
-        let doh = overhead(d);
-        let dw = u128::from(d.weight());
-        if u128::from(loh) * dw > u128::from(doh) * lw {
-            (least, loh, lw) = (i, doh, dw);
-        }
-    }
-    Some(least)
 }
 
 impl Scheduler for WeightedLeastConn {

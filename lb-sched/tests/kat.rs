@@ -384,7 +384,8 @@ fn mh_destination_added_with_weight_zero_gets_no_slots() {
 fn mh_offset_and_skip_at_default_size() {
     // ipvs_kat.py: 10.0.0.1:80 at M = 4093 has offset 3167 and skip 700, so a sole destination
     // with weight 1 ... fills every slot; check the hash itself.
-    use lb_sched::mh::{hashkey, HASH1, HASH2};
+    use lb_sched::internals::mh::hashkey;
+    use lb_sched::mh::{HASH1, HASH2};
     assert_eq!(hashkey(&ip(A), 80, HASH1, 0) % 4093, 3167);
     assert_eq!(hashkey(&ip(A), 80, HASH2, 0) % 4092 + 1, 700);
 }
@@ -408,8 +409,10 @@ fn mh_rejects_sizes_outside_the_prime_list_and_too_many_destinations() {
 fn mh_weights_shifted_by_table_bits() {
     // M = 251: TAB_BITS = 8 / 2 = 4. Weights 100 and 1: g = 1, fls(100) = 7, rshift = 3:
     // turns 100 >> 3 = 12 and 1 >> 3 = 0 -> 1 (last_weight != 0).
-    let turns =
-        lb_sched::mh::turns(4, &service("rr", SchedConfig::default(), &[(A, 80, 100), (B, 80, 1)]).destinations());
+    let turns = lb_sched::internals::mh::turns(
+        4,
+        &service("rr", SchedConfig::default(), &[(A, 80, 100), (B, 80, 1)]).destinations(),
+    );
     assert_eq!(turns, vec![12, 1]);
 }
 
@@ -417,7 +420,7 @@ fn mh_weights_shifted_by_table_bits() {
 
 #[test]
 fn maglev_hashes_are_stable() {
-    use lb_sched::maglev::{flow_hash, identity_hashes};
+    use lb_sched::internals::maglev::{flow_hash, identity_hashes};
     // Values from ipvs_kat.py's independent implementation of the documented functions.
     assert_eq!(identity_hashes(&ip("10.0.0.1"), 80), (0x491a_abd1_45ed_c3e9, 0xb00f_d9b9_8367_96fd));
     assert_eq!(identity_hashes(&ip("2001:db8::1"), 443), (0x3c91_8ac9_411a_c206, 0x431e_48b9_e73b_d145));
