@@ -3,7 +3,7 @@
 //! A connection table keyed by (protocol, client address and port, virtual address and port),
 //! IPv4 and IPv6, with the reverse lookup NAT replies need, driven by IPVS's TCP state machine
 //! as const data ([`tcp`]): the normal and secure_tcp tables, each with INPUT, OUTPUT and
-//! INPUT-ONLY rows (reference/ipvs.md §2). INPUT-ONLY is used for half connections (DR, TUN,
+//! INPUT-ONLY rows (docs/ipvs.md §2). INPUT-ONLY is used for half connections (DR, TUN,
 //! local), where the director sees only client → server packets; an OUTPUT packet turns a half
 //! connection into a full one, as IPVS does.
 //!
@@ -57,3 +57,8 @@ pub use config::{Config, Persistence, ServiceParams, TimeoutError, Timeouts, EVI
 pub use table::ConnTable;
 pub use tcp::State;
 pub use verdict::{ConnInfo, ExpireStats, InVerdict, NotScheduled, OutVerdict, Stats};
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,4 +1,4 @@
-//! IPVS's TCP state machine as const data (`ip_vs_proto_tcp.c`; reference/ipvs.md §2).
+//! IPVS's TCP state machine as const data (`ip_vs_proto_tcp.c`; docs/ipvs.md §2).
 
 use core::fmt;
 use core::time::Duration;

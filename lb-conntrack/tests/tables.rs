@@ -1,4 +1,4 @@
-//! Every cell of the six TCP transition tables, checked against reference/ipvs.md §2.3–2.4.
+//! Every cell of the six TCP transition tables, checked against docs/ipvs.md §2.3–2.4.
 //!
 //! The tables below are the reference's own text, pasted verbatim (bold markers and all) and
 //! parsed here: they are not read back from the crate's constants.

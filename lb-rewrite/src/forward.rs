@@ -1,4 +1,4 @@
-//! The forwarding steps every mode shares (`reference/ipvs.md` §4.1, §4.2): next-hop MACs,
+//! The forwarding steps every mode shares (`docs/ipvs.md` §4.1, §4.2): next-hop MACs,
 //! TTL / hop limit, the MTU check and IPv4 fragmentation; and DR (§4.4), which is nothing else.
 
 use crate::checksum::Update;

@@ -3,7 +3,7 @@
 //! What Linux IPVS's `ip_vs_xmit.c` does to a packet, as a library: [`parse`] an Ethernet frame
 //! into a [`Packet`] (its [`Flow`](lb_sched::Flow), offsets, TCP flags, TTL, DF, and for ICMP
 //! errors the quoted packet), then rewrite it in place for the chosen forwarding method. Every
-//! fact about what IPVS changes comes from `reference/ipvs.md` §4; where this crate differs, it
+//! fact about what IPVS changes comes from `docs/ipvs.md` §4; where this crate differs, it
 //! says so below.
 //!
 //! ## Contract
@@ -37,7 +37,7 @@
 //!        Verdict::TooBig{mtu}        drop; build_too_big(..., mtu, ...) → reply to the client
 //! ```
 //!
-//! Every mode, as the kernel's forwarding path (`reference/ipvs.md` §4.1, §4.2):
+//! Every mode, as the kernel's forwarding path (`docs/ipvs.md` §4.1, §4.2):
 //!
 //! * the Ethernet destination becomes [`NextHop::dst_mac`], the source [`NextHop::src_mac`];
 //!   VLAN tags stay;
@@ -151,3 +151,8 @@ pub use nat_icmp::{nat_icmp_in, nat_icmp_out};
 pub use parse::{parse, IcmpQuote, IpVersion, Packet, TcpFlags};
 pub use reply::{build_time_exceeded, build_too_big, ReplySource, MAX_REPLY_V4, MAX_REPLY_V6, REPLY_TTL};
 pub use tun::{gue_source_port, tun, Encap, Tunnel};
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

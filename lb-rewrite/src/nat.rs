@@ -1,4 +1,4 @@
-//! NAT (IPVS "masquerading", `reference/ipvs.md` §4.3, §4.6): addresses and ports of requests
+//! NAT (IPVS "masquerading", `docs/ipvs.md` §4.3, §4.6): addresses and ports of requests
 //! and replies. ICMP errors about a connection are in `nat_icmp`.
 
 use std::net::SocketAddr;

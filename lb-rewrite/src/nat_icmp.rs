@@ -1,4 +1,4 @@
-//! NAT of ICMP errors about a connection (IPVS `ip_vs_nat_icmp`, `reference/ipvs.md` §4.6): the
+//! NAT of ICMP errors about a connection (IPVS `ip_vs_nat_icmp`, `docs/ipvs.md` §4.6): the
 //! outer header and the quoted packet, with the ICMP checksum verified and recomputed.
 
 use std::net::{IpAddr, SocketAddr};

@@ -1,5 +1,5 @@
 //! TUN: IP-in-IP encapsulation toward the real server (IPVS `ip_vs_tunnel_xmit[_v6]`,
-//! `reference/ipvs.md` §4.5), optionally in GUE.
+//! `docs/ipvs.md` §4.5), optionally in GUE.
 
 use std::net::IpAddr;
 
@@ -103,7 +103,7 @@ pub(crate) const fn encapsulate_ds(inner: u8) -> u8 {
 /// TUN: encapsulates the packet's IP packet for `tunnel` and addresses the frame to `hop`.
 ///
 /// The inner packet is forwarded as the kernel does (TTL / hop limit decremented, IPv4 checksum
-/// updated incrementally). The outer header ([`reference/ipvs.md` §4.5]): IPv4 with IHL 5, DS
+/// updated incrementally). The outer header ([`docs/ipvs.md` §4.5]): IPv4 with IHL 5, DS
 /// field from [`RFC 6040`]-style encapsulation (DSCP copied, ECN copied, inner CE → ECT(0)), DF
 /// copied from an IPv4 inner packet and set for an IPv6 one, identification `tunnel.ident`, TTL
 /// the inner one after the decrement, protocol 4 / 41 (17 for GUE); or IPv6 with the same
@@ -120,7 +120,7 @@ pub(crate) const fn encapsulate_ds(inner: u8) -> u8 {
 /// [`Verdict::TooBig`] with that MTU; an IPv4 one without DF is encapsulated and the outer packet
 /// is fragmented (IPv4 fragments, or IPv6 fragment headers with identification `tunnel.ident`).
 ///
-/// [`reference/ipvs.md` §4.5]: crate#tun
+/// [`docs/ipvs.md` §4.5]: crate#tun
 /// [`RFC 6040`]: https://www.rfc-editor.org/rfc/rfc6040
 #[inline]
 pub fn tun(

@@ -2,7 +2,7 @@
 //!
 //! The lowest crate of lbkit. It defines the two types every other crate uses — the 5-tuple
 //! [`Flow`] and the monotonic [`Timestamp`] — and the schedulers of Linux IPVS with their exact
-//! semantics (`reference/ipvs.md` §1): `rr wrr lc wlc sed nq fo ovf twos sh dh mh`, plus
+//! semantics (`docs/ipvs.md` §1): `rr wrr lc wlc sed nq fo ovf twos sh dh mh`, plus
 //! [`maglev`], the paper's algorithm with Katran's proportional weights.
 //!
 //! ## Contract
@@ -70,3 +70,8 @@ pub use sched::{Change, RandomSource, SchedConfig, SchedError, SchedFlags, Sched
 pub use service::{Service, ServiceReader, Snapshot, SnapshotGuard};
 pub use tcp_flags::TcpFlags;
 pub use time::Timestamp;
+
+/// The README's example, run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,4 +1,4 @@
-//! Known-answer tests: every scheduler rule of reference/ipvs.md §1 worked out by hand (in the
+//! Known-answer tests: every scheduler rule of docs/ipvs.md §1 worked out by hand (in the
 //! comments) or by `tests/kat/ipvs_kat.py`, an independent implementation of the reference's
 //! formulas (its SipHash-1-3 checks against the kernel's own self-test vectors).
 
