@@ -204,3 +204,25 @@ pub fn write_temp_pcap(name: &str, frames: &[Vec<u8>]) -> PathBuf {
     std::fs::write(&path, pcap(&stamped)).unwrap();
     path
 }
+
+/// Runs the `replay` binary: (exit code, stdout, stderr).
+pub fn replay(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_replay")).args(args).output().expect("run replay");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// Runs replay, which must succeed, and parses its JSON report.
+pub fn json(args: &[&str]) -> serde_json::Value {
+    let (code, out, err) = replay(args);
+    assert_eq!(code, 0, "replay {args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// A number at a dotted path of a JSON report.
+pub fn n(v: &serde_json::Value, path: &str) -> u64 {
+    path.split('.').fold(v, |v, k| &v[k]).as_u64().unwrap_or_else(|| panic!("{path} missing in {v}"))
+}
