@@ -54,10 +54,27 @@ fn late_events_warn_and_events_that_match_nothing_exit_3() {
         "{err}"
     );
     assert!(out.contains("packets:"), "the report is printed: {out}");
-    let (code, out, err) = replay(&["--mode", "dr", "--topspeed", "--at", "1:drain=10.9.9.9"]);
+    // A target no service has is refused at startup.
+    let (code, _, err) = replay(&["--mode", "dr", "--topspeed", "--at", "1:drain=10.9.9.9"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("10.9.9.9 is not a real server of any service"), "{err}");
+    // One that is gone by the time it comes matches nothing: exit 3 after the report.
+    let (code, out, err) =
+        replay(&["--mode", "dr", "--topspeed", "--at", "1:remove=10.0.0.1", "--at", "2:drain=10.0.0.1"]);
     assert_eq!(code, 3, "{err}");
     assert!(out.contains("packets:"), "the report is printed: {out}");
-    assert!(err.contains("--at \"1:drain=10.9.9.9\" did nothing"), "{err}");
+    assert!(err.contains("--at \"2:drain=10.0.0.1\" did nothing"), "{err}");
+    // A backend added by an earlier event may be drained later.
+    let (code, _, err) = replay(&[
+        "--mode",
+        "dr",
+        "--topspeed",
+        "--at",
+        "1:add=10.0.0.9,mac=02:00:00:00:00:09",
+        "--at",
+        "2:drain=10.0.0.9",
+    ]);
+    assert_eq!(code, 0, "{err}");
 }
 
 /// `--out` never replaces what replay reads (the capture, the rules file, through any link), and

@@ -74,6 +74,29 @@ pub(crate) fn check_ranges(cli: &Cli, services: &[ServiceSpec]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses an `--at` event whose target no service has: drain, weight and remove name a real
+/// server of some service, or one an earlier `--at add=` adds.
+pub(crate) fn check_event_targets(events: &[lb_replay::run::Event], services: &[ServiceSpec]) -> Result<()> {
+    use lb_replay::pipeline::Action;
+    let mut known: Vec<std::net::IpAddr> = services.iter().flat_map(|s| s.backends.iter().map(|b| b.addr)).collect();
+    let mut ordered: Vec<&lb_replay::run::Event> = events.iter().collect();
+    ordered.sort_by_key(|e| e.at);
+    for e in ordered {
+        match &e.action {
+            Action::Add(b) => known.push(b.addr),
+            Action::Drain(a) | Action::Weight(a, _) | Action::Remove(a) => {
+                if !known.contains(a) {
+                    bail!(
+                        "--at {:?}: {a} is not a real server of any service (nor added by an earlier --at add=)",
+                        e.text
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The flags given that change nothing in this configuration, each with why.
 pub(crate) fn no_effect(cli: &Cli, services: &[ServiceSpec]) -> Vec<String> {
     let mut w = Vec::new();

@@ -253,6 +253,7 @@ fn real_main() -> Result<ExitCode> {
         conntrack.timeouts.parse_assignment(t).map_err(|e| anyhow::anyhow!("--{e}"))?;
     }
     let events = cli.at.iter().map(|a| parse_event(a).map_err(anyhow::Error::from)).collect::<Result<Vec<_>>>()?;
+    flags::check_event_targets(&events, &services)?;
     let future_backends = events
         .iter()
         .filter_map(|e| match &e.action {
