@@ -492,3 +492,28 @@ fn maxsleep_cuts_long_gaps_short() {
     assert!(outs[0] == outs[1], "the same frames and timestamps as at top speed");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// On a terminal, a replay that lasts more than a second shows its progress on standard error;
+/// a short one, or one not on a terminal, shows none.
+#[test]
+fn progress_on_a_terminal_for_longer_replays() {
+    if !available(
+        "script (util-linux), for a pseudo-terminal",
+        Command::new("script").arg("--version").output().is_ok(),
+    ) {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_replay");
+    let on_tty = |args: &str| {
+        let out =
+            Command::new("script").args(["-qec", &format!("{bin} {args} >/dev/null"), "/dev/null"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // The bundled sample in its own timing: about 2.4 s.
+    let paced = on_tty("--mode dr");
+    assert!(paced.contains("/304 frames"), "progress shown: {paced:?}");
+    let quick = on_tty("--mode dr --topspeed");
+    assert!(!quick.contains("frames"), "no progress for a short replay: {quick:?}");
+    let (_, _, err) = replay(&["--mode", "dr", "--multiplier", "2"]);
+    assert!(!err.contains("/304 frames"), "no progress off a terminal: {err:?}");
+}

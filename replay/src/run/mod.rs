@@ -237,25 +237,21 @@ fn run_split<'a>(
     let emitted = AtomicU64::new(0);
     let done = AtomicU64::new(0);
     let total = frames.saturating_mul(u64::from(loops));
-    let bar = (cfg.progress && total >= 10_000).then(|| {
-        let b = indicatif::ProgressBar::new(total);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames {per_sec} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    });
+    let finished = AtomicBool::new(false);
     let never = AtomicBool::new(false);
     let stop: &AtomicBool = cfg.stop.as_deref().unwrap_or(&never);
     let start = Instant::now();
     let counters: Vec<Counters> = std::thread::scope(|s| {
+        if cfg.progress {
+            s.spawn(|| progress(total, &done, &finished));
+        }
         let handles: Vec<_> = lists
             .iter()
             .zip(sinks)
             .enumerate()
             .map(|(wi, (list, mut sink))| {
-                let (barrier, applied, emitted, done, bar, events, clocks) =
-                    (&barrier, &applied, &emitted, &done, &bar, &events, &clocks);
+                let (barrier, applied, emitted, done, events, clocks) =
+                    (&barrier, &applied, &emitted, &done, &events, &clocks);
                 s.spawn(move || {
                     let mut worker = Worker::new(pipe);
                     worker.auto_expire = false;
@@ -329,11 +325,8 @@ fn run_split<'a>(
                             emitted.fetch_add(extra, Relaxed);
                             sink.end_of_frame(seq);
                             sent += 1;
-                            if sent.is_multiple_of(4096) {
-                                let d = done.fetch_add(4096, Relaxed) + 4096;
-                                if let Some(b) = bar {
-                                    b.set_position(d);
-                                }
+                            if sent.is_multiple_of(PROGRESS_STEP) {
+                                done.fetch_add(PROGRESS_STEP, Relaxed);
                             }
                         }
                     }
@@ -349,11 +342,10 @@ fn run_split<'a>(
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        let counters = handles.into_iter().map(|h| h.join().unwrap_or_default()).collect();
+        finished.store(true, Relaxed);
+        counters
     });
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
     let mut merged = Counters::default();
     for c in &counters {
         merged.merge(c);
@@ -367,6 +359,31 @@ fn run_split<'a>(
         elapsed: start.elapsed(),
         stopped: stop.load(Relaxed),
     }
+}
+
+/// Frames a worker processes between two updates of the shared progress count.
+const PROGRESS_STEP: u64 = 64;
+
+/// The progress bar on standard error: shown once the replay has run for a second, refreshed by
+/// time (indicatif draws at most 20 times a second) from the workers' shared count, cleared at
+/// the end.
+fn progress(total: u64, done: &AtomicU64, finished: &AtomicBool) {
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::hidden());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let start = Instant::now();
+    let mut shown = false;
+    while !finished.load(Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if !shown && start.elapsed() >= Duration::from_secs(1) {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            shown = true;
+        }
+        bar.set_position(done.load(Relaxed).min(total));
+    }
+    bar.finish_and_clear();
 }
 
 /// Sleeps for `d`, waking every 20 ms to look at `stop`; false when it was set.
