@@ -41,6 +41,7 @@ fn pipeline(mode: ForwardMethod, syn_recv_timeout: Option<Duration>) -> Pipeline
         conntrack,
         mtu: 1500,
         tun_src: vec![],
+        director_ips: vec![],
         neigh: Default::default(),
         director_mac: None,
         future_backends: vec![],

@@ -66,6 +66,7 @@ fn config(mtu: u16) -> PipelineConfig {
         conntrack: lb_conntrack::Config { max_connections: 4096, shards: 1, hash_seed: Some(1), ..Default::default() },
         mtu,
         tun_src: vec!["192.0.2.254".parse().unwrap(), "2001:db8::fe".parse().unwrap()],
+        director_ips: vec![],
         neigh: Default::default(),
         director_mac: None,
         future_backends: Vec::new(),

@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
         conntrack: lb_conntrack::Config { max_connections: 1024, ..Default::default() },
         mtu: 1500,
         tun_src: vec!["192.0.2.254".parse().unwrap(), "2001:db8::fe".parse().unwrap()],
+        director_ips: vec![],
         neigh: Default::default(),
         director_mac: None,
         future_backends: Vec::new(),

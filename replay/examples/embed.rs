@@ -20,6 +20,7 @@ fn main() {
         conntrack: lb_conntrack::Config::default(),
         mtu: 1500,
         tun_src: vec![],
+        director_ips: vec![],
         neigh: Default::default(),
         director_mac: None,
         future_backends: vec![],

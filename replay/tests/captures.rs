@@ -43,6 +43,7 @@ fn config(mode: ForwardMethod, sched: &str) -> PipelineConfig {
         conntrack: lb_conntrack::Config::default(),
         mtu: 1500,
         tun_src: vec!["192.0.2.254".parse().unwrap(), "2001:db8:fffe::1".parse().unwrap()],
+        director_ips: vec![],
         neigh,
         director_mac: None,
         future_backends: vec![],

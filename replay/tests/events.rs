@@ -83,6 +83,7 @@ fn replay(action: &str, nodest: bool) -> Outcome {
         conntrack: lb_conntrack::Config { expire_nodest_conn: nodest, ..Default::default() },
         mtu: 1500,
         tun_src: vec![],
+        director_ips: vec![],
         neigh: Default::default(),
         director_mac: None,
         future_backends: future,

@@ -29,6 +29,7 @@ fn config(mode: ForwardMethod) -> PipelineConfig {
         conntrack: lb_conntrack::Config::default(),
         mtu: 1500,
         tun_src: vec!["192.0.2.254".parse().unwrap(), "2001:db8:fffe::1".parse().unwrap()],
+        director_ips: vec![],
         neigh,
         director_mac: None,
         future_backends: vec![],
@@ -122,5 +123,61 @@ fn icmp_errors_only_about_unicast_non_error_first_fragments_and_from_unicast() {
         let p = run_one(mode, frag);
         assert!(matches!(p.outcome, Outcome::Dropped(_)), "{mode:?}");
         assert!(p.extra.is_empty(), "{mode:?}: no ICMP error about a non-first fragment");
+    }
+}
+
+/// A NAT real server's reply too big for the MTU: the "fragmentation needed" error goes back to
+/// that real server (the kernel checks the MTU before it SNATs the reply), quoting the reply as
+/// the real server sent it, from the director's address on that side (`--director-ip`, or the
+/// virtual address), to the real server's MAC.
+#[test]
+fn a_nat_reply_too_big_is_answered_to_its_real_server() {
+    use etherparse::{Icmpv4Type, TransportSlice};
+    let rs_mac = [2, 0, 0, 0, 1, 1];
+    for director_ip in [None, Some("10.0.0.254")] {
+        let mut cfg = PipelineConfig {
+            services: vec![ServiceSpec {
+                backends: vec![parse_backend("10.0.0.1,mac=02:00:00:00:01:01").unwrap()],
+                ..ServiceSpec::new(Vip::Addr { proto: None, addr: "198.51.100.10:80".parse().unwrap() })
+            }],
+            mtu: 300,
+            ..config(ForwardMethod::Masq)
+        };
+        cfg.director_ips = director_ip.iter().map(|a| a.parse().unwrap()).collect();
+        let pipe = pipeline(&cfg);
+        // A SYN, then the server's reply with 400 bytes of data, DF set.
+        let syn = tcp("192.0.2.7", 40000, "198.51.100.10", 80, SYN, b"");
+        let mut big = tcp("198.51.100.10", 80, "192.0.2.7", 40000, ACK, &[0x5a; 400]);
+        big[0..6].copy_from_slice(&DIRECTOR);
+        big[6..12].copy_from_slice(&ROUTER);
+        let cap = capture(&[(1_000_000_000, syn), (1_001_000_000, big)]);
+        let done = process_all(&pipe, &cap);
+        assert_eq!(done[1].outcome, Outcome::Dropped(DropReason::TooBig));
+        assert_eq!(done[1].extra.len(), 1, "one ICMP error");
+        let err = &done[1].extra[0];
+        assert_eq!(&err[0..6], &rs_mac, "to the real server's MAC");
+        let s = SlicedPacket::from_ethernet(err).unwrap();
+        let NetSlice::Ipv4(ip) = s.net.unwrap() else { panic!("IPv4") };
+        let want_src = director_ip.unwrap_or("198.51.100.10");
+        assert_eq!(ip.header().source_addr().to_string(), want_src);
+        assert_eq!(ip.header().destination_addr().to_string(), "10.0.0.1");
+        let Some(TransportSlice::Icmpv4(icmp)) = s.transport else { panic!("ICMP") };
+        assert!(matches!(icmp.icmp_type(), Icmpv4Type::DestinationUnreachable(_)));
+        assert_eq!(&icmp.slice()[6..8], &300u16.to_be_bytes(), "the MTU");
+        // The quoted packet: the reply as the real server sent it.
+        let quoted = &icmp.slice()[8..];
+        assert_eq!(&quoted[12..16], &[10, 0, 0, 1], "quoted source: the real server");
+        assert_eq!(&quoted[16..20], &[192, 0, 2, 7], "quoted destination: the client");
+        assert_eq!(&quoted[20..22], &80u16.to_be_bytes(), "quoted source port: the real server's");
+        // Checksums: the ICMP one over the whole message, the outer IPv4 header's.
+        let sum = |b: &[u8]| {
+            let mut s: u32 = b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+            while s > 0xffff {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            s as u16
+        };
+        assert_eq!(sum(icmp.slice()), 0xffff, "ICMP checksum");
+        assert_eq!(sum(ip.header().slice()), 0xffff, "IPv4 header checksum");
     }
 }

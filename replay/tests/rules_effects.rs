@@ -32,6 +32,7 @@ fn config(rules: &str) -> PipelineConfig {
         conntrack: lb_conntrack::Config::default(),
         mtu: 1500,
         tun_src: Vec::new(),
+        director_ips: vec![],
         neigh: neigh(),
         director_mac: None,
         future_backends: Vec::new(),

@@ -36,6 +36,7 @@ fn config(sched: &str, mode: ForwardMethod) -> PipelineConfig {
         conntrack: lb_conntrack::Config::default(),
         mtu: 1500,
         tun_src: vec![],
+        director_ips: vec![],
         neigh,
         director_mac: None,
         future_backends: vec![],

@@ -26,6 +26,10 @@ pub struct PipelineConfig {
     pub mtu: u16,
     /// TUN outer source addresses (one per family at most).
     pub tun_src: Vec<IpAddr>,
+    /// The director's own addresses on the real servers' side (one per family at most): the
+    /// source of the ICMP errors it sends to a real server about a reply (too big for the MTU,
+    /// TTL exceeded). Without one, the virtual service's address.
+    pub director_ips: Vec<IpAddr>,
     /// Static next hops (`--neigh`).
     pub neigh: Neighbours,
     /// The director's MAC; `None`: the MAC the capture's frames were sent to.
@@ -148,6 +152,7 @@ pub struct Pipeline {
     pub(crate) gue: AHashMap<IpAddr, u16>,
     pub(crate) mtu: u16,
     pub(crate) tun_src: [Option<IpAddr>; 2],
+    pub(crate) director_ips: [Option<IpAddr>; 2],
     pub(crate) director_mac: Option<MacAddr>,
     mode: Option<ForwardMethod>,
     removed: Mutex<Vec<(usize, Arc<Destination>)>>,
@@ -174,6 +179,10 @@ impl Pipeline {
         for a in &cfg.tun_src {
             tun_src[fam(a)] = Some(*a);
         }
+        let mut director_ips = [None, None];
+        for a in &cfg.director_ips {
+            director_ips[fam(a)] = Some(*a);
+        }
         let mut p = Pipeline {
             services: Vec::new(),
             by_vip: AHashMap::new(),
@@ -183,6 +192,7 @@ impl Pipeline {
             gue: AHashMap::new(),
             mtu: cfg.mtu,
             tun_src,
+            director_ips,
             director_mac: cfg.director_mac,
             mode: cfg.mode,
             removed: Mutex::new(Vec::new()),
@@ -362,6 +372,7 @@ mod tests {
             conntrack: lb_conntrack::Config::default(),
             mtu: 1500,
             tun_src: vec![],
+            director_ips: vec![],
             neigh: Default::default(),
             director_mac: None,
             future_backends: vec![],

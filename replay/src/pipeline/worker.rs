@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use lb_conntrack::{ConnInfo, InVerdict, NotScheduled, OutVerdict};
 use lb_rewrite::{
-    build_time_exceeded, build_too_big, dnat, dr, nat_icmp_in, nat_icmp_out, parse, snat, tun, Encap, FragmentSink,
-    FrameBuf, MacAddr, NextHop, Packet, ReplySource, RewriteError, Tunnel, Verdict,
+    build_time_exceeded, build_too_big, dnat, dr, nat_icmp_in, nat_icmp_out, parse, snat, tun, DiscardFragments, Encap,
+    FragmentSink, FrameBuf, MacAddr, NextHop, Packet, ReplySource, RewriteError, Tunnel, Verdict,
 };
 use lb_sched::{Flow, ForwardMethod, Timestamp};
 
@@ -35,6 +35,15 @@ enum Class {
     Request(usize),
     /// Real server (or virtual service) → client.
     Reply(usize),
+}
+
+/// Who an ICMP error about a packet goes to.
+#[derive(Clone, Copy)]
+enum Sender {
+    /// The packet's source, as the frame carries it.
+    AsItCame,
+    /// The real server of this connection, which sent the reply (NAT).
+    RealServer(ConnInfo),
 }
 
 /// The caller's sink, counting the fragments a rewrite hands it.
@@ -210,7 +219,12 @@ impl<'p> Worker<'p> {
         };
         let hop = self.hop_to_client(buf.frame());
         let vs = SocketAddr::new(c.vaddr, c.vport);
-        let out = self.rewrite(buf, pkt, sink, |buf, frags| snat(buf, pkt, &hop, vs, frags));
+        // An ICMP error about the reply goes back to the real server that sent it.
+        let back = Sender::RealServer(c);
+        let mut counting = CountingSink { sink, fragments: 0 };
+        let r = snat(buf, pkt, &hop, vs, &mut counting);
+        let CountingSink { sink, fragments } = counting;
+        let out = self.finish(r, buf, pkt, fragments, sink, back);
         if matches!(out, Outcome::Forwarded | Outcome::Fragmented(_)) {
             let len = if let Outcome::Forwarded = out { buf.len() as u64 } else { 0 };
             let d = self.counters.dest(si, c.dest);
@@ -311,6 +325,24 @@ impl<'p> Worker<'p> {
         NextHop { src_mac: self.director_mac(frame, false), dst_mac: mac_at(frame, 0), mtu: self.p.mtu }
     }
 
+    /// Readdresses the ICMP error built in `self.reply` (`n` bytes) about a reply as the capture
+    /// shows it (from the virtual address) to the real server that sent the reply: the outer
+    /// destination and the quoted source become the real server's address and port, the frame
+    /// goes to its MAC (the kernel checks a NAT reply against the MTU before it is SNATed). The
+    /// new length, or `None` when it cannot be sent.
+    fn readdress_to_server(&mut self, n: usize, c: &ConnInfo) -> Option<usize> {
+        let dst_mac = *self.p.macs.get(&c.daddr)?;
+        let src_mac = MacAddr(self.reply.get(6..12)?.try_into().ok()?);
+        let mut fb = FrameBuf::new(&mut self.reply, 0, n)?;
+        let pkt = parse(fb.frame()).ok()?;
+        let hop = NextHop { src_mac, dst_mac, mtu: u16::MAX };
+        let rs = SocketAddr::new(c.daddr, c.dport);
+        match nat_icmp_in(&mut fb, &pkt, &hop, rs, &mut DiscardFragments::default()) {
+            Ok(Verdict::Forward) => Some(fb.len()),
+            _ => None,
+        }
+    }
+
     /// Runs one rewrite with a sink that counts its fragments, and turns its result into an
     /// outcome.
     #[inline]
@@ -324,10 +356,11 @@ impl<'p> Worker<'p> {
         let mut counting = CountingSink { sink, fragments: 0 };
         let r = op(buf, &mut counting);
         let CountingSink { sink, fragments } = counting;
-        self.finish(r, buf, pkt, fragments, sink)
+        self.finish(r, buf, pkt, fragments, sink, Sender::AsItCame)
     }
 
-    /// Turns a rewriter's result into an outcome, building the ICMP reply the kernel would.
+    /// Turns a rewriter's result into an outcome, building the ICMP error the kernel would and
+    /// sending it to the packet's sender.
     fn finish(
         &mut self,
         r: Result<Verdict, RewriteError>,
@@ -335,6 +368,7 @@ impl<'p> Worker<'p> {
         pkt: &Packet,
         frags: u64,
         sink: &mut dyn FnMut(&[u8]),
+        sender: Sender,
     ) -> Outcome {
         match r {
             Ok(Verdict::Forward) => {
@@ -348,10 +382,19 @@ impl<'p> Worker<'p> {
                 Outcome::Fragmented(count)
             }
             Ok(v @ (Verdict::TimeExceeded | Verdict::TooBig { .. })) => {
-                let from = ReplySource {
-                    addr: pkt.flow().dst,
-                    mac: self.director_mac(buf.frame(), true),
-                    ident: tunnel_ident(buf.frame(), pkt),
+                let from = match sender {
+                    Sender::AsItCame => ReplySource {
+                        addr: pkt.flow().dst,
+                        mac: self.director_mac(buf.frame(), true),
+                        ident: tunnel_ident(buf.frame(), pkt),
+                    },
+                    // The director's own address on the real servers' side (the capture's
+                    // reply comes from the virtual address: the default).
+                    Sender::RealServer(c) => ReplySource {
+                        addr: self.p.director_ips[fam(&c.vaddr)].unwrap_or(pkt.flow().src),
+                        mac: self.director_mac(buf.frame(), false),
+                        ident: tunnel_ident(buf.frame(), pkt),
+                    },
                 };
                 let (built, why) = match v {
                     Verdict::TooBig { mtu } => {
@@ -361,8 +404,14 @@ impl<'p> Worker<'p> {
                 };
                 // No ICMP error about an ICMP error.
                 if let (Ok(n), false) = (built, pkt.is_icmp_error()) {
-                    sink(&self.reply[..n]);
-                    self.counters.icmp_sent += 1;
+                    let sent = match sender {
+                        Sender::AsItCame => Some(n),
+                        Sender::RealServer(c) => self.readdress_to_server(n, &c),
+                    };
+                    if let Some(n) = sent {
+                        sink(&self.reply[..n]);
+                        self.counters.icmp_sent += 1;
+                    }
                 }
                 self.count_drop(why)
             }

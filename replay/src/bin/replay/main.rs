@@ -73,6 +73,10 @@ struct Cli {
     /// ipvsadm's -b: sh-fallback, sh-port, mh-fallback, mh-port.
     #[arg(long)]
     sched_flags: Option<String>,
+    /// The director's address on the real servers' side (one per family): the source of the
+    /// ICMP errors it sends a NAT real server about a reply (default: the virtual address).
+    #[arg(long = "director-ip")]
+    director_ip: Vec<IpAddr>,
     /// Outer source address for TUN (one per family).
     #[arg(long = "tun-src")]
     tun_src: Vec<IpAddr>,
@@ -277,6 +281,7 @@ fn real_main() -> Result<ExitCode> {
         conntrack,
         mtu,
         tun_src: cli.tun_src.clone(),
+        director_ips: cli.director_ip.clone(),
         neigh,
         director_mac,
         future_backends,
