@@ -517,3 +517,89 @@ fn progress_on_a_terminal_for_longer_replays() {
     let (_, _, err) = replay(&["--mode", "dr", "--multiplier", "2"]);
     assert!(!err.contains("/304 frames"), "no progress off a terminal: {err:?}");
 }
+
+/// Through the binary: the case, NAT with `--mtu 300` on the bundled sample. Every
+/// ICMP error the director emits about a reply goes to the real server, never to the virtual
+/// address, and comes from a unicast address.
+#[test]
+fn nat_replies_too_big_are_answered_to_the_real_server() {
+    let dir = std::env::temp_dir().join(format!("lbkit-cli-toobig-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("out.pcap");
+    let (code, stdout, err) = replay(&[
+        "--mode",
+        "nat",
+        "--vip",
+        "198.51.100.10:80",
+        "--backend",
+        "10.0.0.1,mac=02:00:00:00:01:01",
+        "--mtu",
+        "300",
+        "--topspeed",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let too_big = n(&v, "packets.dropped.too_big");
+    assert!(too_big > 0, "replies over 300 bytes were answered: {v}");
+    let cap = lb_replay::capture::Capture::open(&out).unwrap();
+    let mut errors = 0;
+    for f in &cap.frames {
+        let b = cap.frame(f);
+        // IPv4 ICMP (protocol 1) "fragmentation needed" (type 3 code 4): the director's errors
+        // about replies (the sample also has a TTL-1 request, answered to its client).
+        if b[12..14] == [0x08, 0x00] && b[14 + 9] == 1 && b[14 + 20..14 + 22] == [3, 4] {
+            errors += 1;
+            assert_eq!(&b[14 + 16..14 + 20], &[10, 0, 0, 1], "to the real server");
+            assert_eq!(&b[0..6], &[2, 0, 0, 0, 1, 1], "to its MAC");
+            assert_eq!(&b[14 + 12..14 + 16], &[198, 51, 100, 10], "from the director (the virtual address)");
+        }
+    }
+    assert_eq!(errors, too_big, "one error for each reply too big, all in the output");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Through the binary: a catch-all service on traffic to multicast and broadcast addresses
+/// schedules none of it and answers none of it.
+#[test]
+fn a_catch_all_service_leaves_multicast_and_broadcast_alone() {
+    let dir = std::env::temp_dir().join(format!("lbkit-cli-mcast-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ttl1 = udp("2001:db8::7", 5353, "ff02::fb", 5353, b"q");
+    ttl1[14 + 7] = 1;
+    let frames = vec![
+        (1_000_000_000, udp("192.0.2.7", 5353, "224.0.0.251", 5353, b"mdns")),
+        (1_001_000_000, udp("192.0.2.7", 50000, "239.255.255.250", 1900, b"M-SEARCH")),
+        (1_002_000_000, udp("0.0.0.0", 68, "255.255.255.255", 67, b"discover")),
+        (1_003_000_000, udp("2001:db8::7", 50000, "ff02::1:3", 5355, b"llmnr")),
+        (1_004_000_000, ttl1),
+        (1_005_000_000, tcp("192.0.2.7", 40000, "198.51.100.10", 80, SYN, b"")),
+    ];
+    let input = dir.join("mcast.pcap");
+    std::fs::write(&input, pcap(&frames)).unwrap();
+    for mode in ["dr", "nat", "tun"] {
+        let v = json(&[
+            "--mode",
+            mode,
+            "--vip",
+            "any",
+            "--backend",
+            "10.0.0.1,mac=02:00:00:00:01:01",
+            "--backend",
+            "2001:db8::1,mac=02:00:00:00:01:02",
+            "--tun-src",
+            "192.0.2.254",
+            "--tun-src",
+            "2001:db8::fe",
+            "--topspeed",
+            "--json",
+            input.to_str().unwrap(),
+        ]);
+        assert_eq!(n(&v, "packets.dropped.not_unicast"), 5, "{mode}: {v}");
+        assert_eq!(n(&v, "packets.icmp_sent"), 0, "{mode}");
+        assert_eq!(n(&v, "packets.forwarded"), 1, "{mode}: the unicast SYN");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
