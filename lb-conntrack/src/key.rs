@@ -86,6 +86,7 @@ pub(crate) enum FamilyKey {
 
 /// The "in" key of a client → virtual service `flow`; `None` for a protocol without ports or
 /// addresses of two families.
+#[inline]
 pub(crate) fn key_of(flow: &Flow) -> Option<FamilyKey> {
     if !flow.proto.has_ports() {
         return None;

@@ -65,6 +65,7 @@ impl fmt::Debug for ConnTable {
 }
 
 /// A duration in milliseconds, saturated to `u32` (the entries' timeout field).
+#[inline]
 pub(crate) fn millis(d: core::time::Duration) -> u32 {
     d.as_millis().min(u128::from(u32::MAX)) as u32
 }
