@@ -125,13 +125,13 @@ impl<'p> Worker<'p> {
             Ok(p) => p,
             Err(e) => return self.count_drop(e.into()),
         };
-        if !is_unicast(pkt.flow().dst) || !is_unicast(pkt.flow().src) {
+        let flow = pkt.flow();
+        if !is_unicast(flow.dst) || !is_unicast(flow.src) {
             return self.count_drop(DropReason::NotUnicast);
         }
         if pkt.is_icmp_error() {
             return self.icmp_error(now, buf, &pkt, sink);
         }
-        let flow = pkt.flow();
         if !flow.proto.has_ports() {
             return self.count_drop(DropReason::IcmpNotError);
         }
