@@ -42,11 +42,13 @@ mod time;
 
 pub mod dh;
 pub mod fo;
+pub mod hrw;
 pub mod lc;
 pub mod maglev;
 pub mod mh;
 pub mod nq;
 pub mod ovf;
+pub mod ring;
 pub mod rr;
 pub mod sed;
 pub mod sh;
