@@ -25,6 +25,8 @@ pub const SCHEDULERS: &[(&str, Constructor)] = &[
     // Beyond IPVS: ketama, rendezvous, nginx smooth wrr, Envoy least-request, alias random.
     ("ring", crate::ring::build),
     ("hrw", crate::hrw::build),
+    ("swrr", crate::swrr::build),
+    ("random", crate::random::build),
 ];
 
 /// The registry's names.

@@ -449,7 +449,10 @@ fn registry_has_every_name_and_rejects_unknown() {
     let names: Vec<_> = registry::names().collect();
     assert_eq!(
         names,
-        ["rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "sh", "dh", "mh", "maglev", "ring", "hrw"]
+        [
+            "rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "sh", "dh", "mh", "maglev", "ring", "hrw",
+            "swrr", "random"
+        ]
     );
     for n in &names {
         let s = Service::new(n, SchedConfig::default()).unwrap();
