@@ -48,6 +48,7 @@ pub mod maglev;
 pub mod mh;
 pub mod nq;
 pub mod ovf;
+pub mod p2c;
 pub mod random;
 pub mod ring;
 pub mod rr;

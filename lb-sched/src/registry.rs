@@ -26,6 +26,7 @@ pub const SCHEDULERS: &[(&str, Constructor)] = &[
     ("ring", crate::ring::build),
     ("hrw", crate::hrw::build),
     ("swrr", crate::swrr::build),
+    ("p2c", crate::p2c::build),
     ("random", crate::random::build),
 ];
 

@@ -451,7 +451,7 @@ fn registry_has_every_name_and_rejects_unknown() {
         names,
         [
             "rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "sh", "dh", "mh", "maglev", "ring", "hrw",
-            "swrr", "random"
+            "swrr", "p2c", "random"
         ]
     );
     for n in &names {
