@@ -21,7 +21,9 @@
 //!   ([`mix64`]): the top 53 bits of a 64-bit hash, centred in their interval, so
 //!   0 < u_i < 1.
 //! * Candidates: destinations eligible at pick time (weight > 0, no OVERLOAD), with their live
-//!   weight; O(N) per pick. Equal scores (which need equal weights and equal 53-bit hashes) go
+//!   weight; O(N) per pick (with a shortcut that skips most logarithms, [`Rendezvous`]).
+//!   `ln` is the platform's `f64::ln`: a libm that rounds differently in the last place could
+//!   only change a flow whose two best scores agree to about 15 digits. Equal scores (which need equal weights and equal 53-bit hashes) go
 //!   to the first in list order. None eligible: `None`.
 //!
 //! Every constant is fixed and part of the stable behaviour.
@@ -40,7 +42,16 @@ pub const FLOW_KEY: [u64; 2] = [0x6c62_6b69_742d_6872, 0x772d_666c_6f77_2d6b];
 /// SipHash-1-3 key of a destination's identity.
 pub const DEST_KEY: [u64; 2] = [0x6c62_6b69_742d_6872, 0x772d_6465_7374_2d6b];
 
+/// `1 + 2^-40`: the margin of the pick's shortcut (see [`Rendezvous`]).
+const SKIP_MARGIN: f64 = 1.0 + 1.0 / (1u64 << 40) as f64;
+
 /// Weighted rendezvous hashing.
+///
+/// A pick computes `u_i` for every eligible destination but `ln u_i` only for those that may
+/// beat the best score so far: since `-ln u >= 1 - u`, a destination with
+/// `(1 - u_i) * best >= w_i * (1 + 2^-40)` cannot, whatever the rounding of `ln` and the
+/// division (each within a few ulps, far below 2^-40). The result is that of computing every
+/// score; most `ln`s are skipped.
 #[derive(Debug)]
 pub struct Rendezvous {
     ids: Box<[u64]>,
@@ -113,7 +124,15 @@ impl Scheduler for Rendezvous {
             if w == 0 || d.is_overloaded() {
                 continue;
             }
-            let s = score(key, id, w);
+            let u = unit(key, id);
+            if let Some((_, b)) = best {
+                // -ln u >= 1 - u: with (1 - u) * best >= w (and a margin far above the rounding
+                // of either side), this score cannot beat the best. Skips nearly every ln.
+                if (1.0 - u) * b >= f64::from(w) * SKIP_MARGIN {
+                    continue;
+                }
+            }
+            let s = -f64::from(w) / u.ln();
             if best.is_none_or(|(_, b)| s > b) {
                 best = Some((i, s));
             }

@@ -215,6 +215,12 @@ fn hrw_matches_the_definition() {
     for f in flows(10_000) {
         assert_eq!(s.pick(&f).map(|d| d.addr()), hrw_brute(&list, &f), "{f}");
     }
+    // 1000 destinations: the pick's shortcut changes nothing.
+    let big = svc("hrw", 1000, |i| 1 + i % 7);
+    let list = big.destinations();
+    for f in flows(300) {
+        assert_eq!(big.pick(&f).map(|d| d.addr()), hrw_brute(&list, &f), "{f}");
+    }
     // Only the client's address and port count.
     let f = tcp_from("192.0.2.9", 5555);
     let mut g = f;
