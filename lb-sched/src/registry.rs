@@ -7,7 +7,7 @@ use crate::{Destination, SchedConfig, SchedError, Scheduler};
 /// A scheduler constructor (`init_service`): builds the scheduler for a destination list.
 pub type Constructor = fn(&SchedConfig, &[Arc<Destination>]) -> Result<Box<dyn Scheduler>, SchedError>;
 
-/// Every scheduler, by name, in the order `ipvsadm --help` lists IPVS's.
+/// Every scheduler, by name: IPVS's in the order `ipvsadm --help` lists them, then lbkit's own.
 pub const SCHEDULERS: &[(&str, Constructor)] = &[
     ("rr", crate::rr::build),
     ("wrr", crate::wrr::build),
@@ -22,6 +22,12 @@ pub const SCHEDULERS: &[(&str, Constructor)] = &[
     ("dh", crate::dh::build),
     ("mh", crate::mh::build),
     ("maglev", crate::maglev::build),
+    // Beyond IPVS: ketama, rendezvous, nginx smooth wrr, Envoy least-request, alias random.
+    ("ring", crate::ring::build),
+    ("hrw", crate::hrw::build),
+    ("swrr", crate::swrr::build),
+    ("p2c", crate::p2c::build),
+    ("random", crate::random::build),
 ];
 
 /// The registry's names.

@@ -450,7 +450,13 @@ fn maglev_rejects_non_prime_sizes() {
 #[test]
 fn registry_has_every_name_and_rejects_unknown() {
     let names: Vec<_> = registry::names().collect();
-    assert_eq!(names, ["rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "sh", "dh", "mh", "maglev"]);
+    assert_eq!(
+        names,
+        [
+            "rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "twos", "sh", "dh", "mh", "maglev", "ring", "hrw",
+            "swrr", "p2c", "random"
+        ]
+    );
     for n in &names {
         let s = Service::new(n, SchedConfig::default()).unwrap();
         assert_eq!(s.scheduler_name(), *n);
