@@ -115,7 +115,7 @@ fn ring_lookup_matches_a_brute_force_ketama() {
     }
     let lowest = *nodes.iter().min_by_key(|n| n.0).unwrap();
     for f in flows(10_000) {
-        let h = lb_sched::maglev::flow_hash(&f);
+        let h = lb_sched::internals::maglev::flow_hash(&f);
         let want = nodes.iter().filter(|n| n.0 >= h).min_by_key(|n| n.0).copied().unwrap_or(lowest).1;
         assert_eq!(s.pick(&f).unwrap().addr(), want, "{f}");
     }
