@@ -54,6 +54,7 @@ impl ConnTable {
     /// (for ICMP errors that quote a connection's packet, and for telling replies from
     /// requests). A connection past its deadline at `now` is not returned.
     pub fn lookup_in(&self, now: Timestamp, flow: &Flow) -> Option<ConnInfo> {
+        #[inline]
         fn go<A: Addr>(t: &ConnTable, fam: &Family<A>, k: Key<A>, now: u64) -> Option<ConnInfo> {
             let hc = t.client_hash(k.proto, k.caddr, k.cport);
             let sh = fam.shards[fam.index_of(hc)].lock();
@@ -70,6 +71,7 @@ impl ConnTable {
     /// The connection a real server → client `flow` belongs to at time `now`, without
     /// touching it.
     pub fn lookup_out(&self, now: Timestamp, flow: &Flow) -> Option<ConnInfo> {
+        #[inline]
         fn go<A: Addr>(t: &ConnTable, fam: &Family<A>, k: Key<A>, flow: &Flow, now: u64) -> Option<ConnInfo> {
             let hc = t.client_hash(k.proto, k.caddr, k.cport);
             let sh = fam.shards[fam.index_of(hc)].lock();
@@ -90,6 +92,7 @@ impl ConnTable {
 
     /// Calls `f` with every connection (templates excluded), shard by shard.
     pub fn for_each(&self, mut f: impl FnMut(&ConnInfo)) {
+        #[inline]
         fn go<A: Addr>(fam: &Family<A>, f: &mut dyn FnMut(&ConnInfo)) {
             for m in fam.shards.iter() {
                 let sh = m.lock();
@@ -114,6 +117,7 @@ impl ConnTable {
             one_packet: self.one_packet.load(Relaxed),
             ..Stats::default()
         };
+        #[inline]
         fn go<A: Addr>(fam: &Family<A>, s: &mut Stats) {
             for m in fam.shards.iter() {
                 let sh = m.lock();
@@ -138,6 +142,7 @@ impl ConnTable {
 
     /// Bytes the table holds (entry slabs, indexes, timer queues), for memory accounting.
     pub fn memory_bytes(&self) -> usize {
+        #[inline]
         fn go<A: Addr>(fam: &Family<A>) -> usize {
             fam.shards
                 .iter()

@@ -391,6 +391,7 @@ impl ConnTable {
     /// same real server behind two virtual addresses): IPVS then takes whichever it finds first.
     /// [`OutVerdict::NoConnection`] when no live connection has this tuple.
     pub fn output_for_client(&self, now: Timestamp, client_flow: &Flow, tcp_flags: u8) -> OutVerdict {
+        #[inline]
         fn go<A: Addr>(t: &ConnTable, fam: &Family<A>, now: u64, k: Key<A>, f: u8) -> OutVerdict {
             let hc = t.client_hash(k.proto, k.caddr, k.cport);
             let mut sh = fam.shards[fam.index_of(hc)].lock();

@@ -81,7 +81,11 @@ fn is_unicast(a: IpAddr) -> bool {
             let first = v4.octets()[0];
             first != 0 && first != 127 && first < 224
         }
-        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_loopback() || v6.is_multicast()),
+        // Not ff00::/8, and not :: or ::1 (the two addresses below 2).
+        IpAddr::V6(v6) => {
+            let bits = v6.to_bits();
+            bits >> 120 != 0xff && bits > 1
+        }
     }
 }
 
@@ -125,13 +129,10 @@ impl<'p> Worker<'p> {
             Ok(p) => p,
             Err(e) => return self.count_drop(e.into()),
         };
-        let flow = pkt.flow();
-        if !is_unicast(flow.dst) || !is_unicast(flow.src) {
-            return self.count_drop(DropReason::NotUnicast);
-        }
         if pkt.is_icmp_error() {
             return self.icmp_error(now, buf, &pkt, sink);
         }
+        let flow = pkt.flow();
         if !flow.proto.has_ports() {
             return self.count_drop(DropReason::IcmpNotError);
         }
@@ -175,8 +176,14 @@ impl<'p> Worker<'p> {
         pkt: &Packet,
         sink: &mut dyn FnMut(&[u8]),
     ) -> Outcome {
+        let flow = pkt.flow();
+        // Only unicast traffic is scheduled (nor answered with an ICMP error: it never reaches
+        // the rewrite). A reply cannot come from a non-unicast address: no connection has one.
+        if !is_unicast(flow.dst) || !is_unicast(flow.src) {
+            return self.count_drop(DropReason::NotUnicast);
+        }
         let rt = &self.p.services[si];
-        let v = self.p.table.input(now, &pkt.flow(), pkt.tcp_flags().0, &rt.svc, &rt.params);
+        let v = self.p.table.input(now, &flow, pkt.tcp_flags().0, &rt.svc, &rt.params);
         match v {
             InVerdict::Forward(c) | InVerdict::OnePacket(c) => self.forward(si, &c, buf, pkt, false, sink),
             InVerdict::NotScheduled(NotScheduled::Rst) => self.count_drop(DropReason::RstWithoutConnection),
@@ -241,6 +248,10 @@ impl<'p> Worker<'p> {
         pkt: &Packet,
         sink: &mut dyn FnMut(&[u8]),
     ) -> Outcome {
+        let outer = pkt.flow();
+        if !is_unicast(outer.dst) || !is_unicast(outer.src) {
+            return self.count_drop(DropReason::NotUnicast);
+        }
         let Some(q) = pkt.quote(buf.frame()).map(|q| *q.flow()) else {
             return self.count_drop(DropReason::IcmpWithoutConnection);
         };
