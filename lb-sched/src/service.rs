@@ -67,6 +67,8 @@ impl Deref for SnapshotGuard {
 struct Writer {
     next_id: u32,
     config: SchedConfig,
+    /// The scheduler's name: as registered, or as the constructor's scheduler calls itself.
+    name: Arc<str>,
 }
 
 /// A virtual service's destinations and scheduler.
@@ -90,12 +92,25 @@ impl fmt::Debug for Service {
 }
 
 impl Service {
-    /// An empty service scheduled by the registry's `sched` (e.g. `"wlc"`).
+    /// An empty service scheduled by the built-in scheduler `sched` (e.g. `"wlc"`).
     pub fn new(sched: &str, config: SchedConfig) -> Result<Self, SchedError> {
-        let s = registry::build(sched, &config, &[])?;
+        Self::from_registry(registry::Registry::builtin(), sched, config)
+    }
+
+    /// An empty service scheduled by `registry`'s `sched`: a built-in or a scheduler of the
+    /// user's (see [`registry::Registry::register`]).
+    pub fn from_registry(registry: &registry::Registry, sched: &str, config: SchedConfig) -> Result<Self, SchedError> {
+        let factory = registry.get(sched)?;
+        Self::from_factory(sched, &factory, config)
+    }
+
+    /// An empty service scheduled by the scheduler `factory` builds, known as `name`
+    /// ([`Service::scheduler_name`]): no registry needed.
+    pub fn from_factory(name: &str, factory: &registry::Factory, config: SchedConfig) -> Result<Self, SchedError> {
+        let s = factory(&config, &[])?;
         Ok(Service {
             current: ArcSwap::from_pointee(Snapshot { dests: Box::new([]), sched: s }),
-            writer: Mutex::new(Writer { next_id: 0, config }),
+            writer: Mutex::new(Writer { next_id: 0, config, name: Arc::from(name) }),
             no_dest: AtomicU64::new(0),
         })
     }
@@ -152,9 +167,9 @@ impl Service {
         self.current.load().dests.to_vec()
     }
 
-    /// The scheduler's registry name.
-    pub fn scheduler_name(&self) -> &'static str {
-        self.current.load().sched.name()
+    /// The scheduler's name: the one it was registered or built under.
+    pub fn scheduler_name(&self) -> Arc<str> {
+        Arc::clone(&self.writer.lock().name)
     }
 
     /// Adds a destination at the head of the list (IPVS order: newest first), as
@@ -220,12 +235,31 @@ impl Service {
         Ok(dest)
     }
 
-    /// Replaces the scheduler (ipvsadm `-E -s`), keeping the destinations.
+    /// Replaces the scheduler by the built-in `sched` (ipvsadm `-E -s`), keeping the
+    /// destinations.
     pub fn set_scheduler(&self, sched: &str, config: SchedConfig) -> Result<(), SchedError> {
+        self.set_scheduler_from(registry::Registry::builtin(), sched, config)
+    }
+
+    /// Replaces the scheduler by `registry`'s `sched`, keeping the destinations.
+    pub fn set_scheduler_from(
+        &self,
+        registry: &registry::Registry,
+        sched: &str,
+        config: SchedConfig,
+    ) -> Result<(), SchedError> {
+        let factory = registry.get(sched)?;
+        self.set_factory(sched, &factory, config)
+    }
+
+    /// Replaces the scheduler by the one `factory` builds, known as `name`, keeping the
+    /// destinations.
+    pub fn set_factory(&self, name: &str, factory: &registry::Factory, config: SchedConfig) -> Result<(), SchedError> {
         let mut w = self.writer.lock();
         let cur = self.current.load_full();
-        let s = registry::build(sched, &config, &cur.dests)?;
+        let s = factory(&config, &cur.dests)?;
         w.config = config;
+        w.name = Arc::from(name);
         self.current.store(Arc::new(Snapshot { dests: cur.dests.clone(), sched: s }));
         Ok(())
     }

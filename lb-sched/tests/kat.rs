@@ -459,7 +459,7 @@ fn registry_has_every_name_and_rejects_unknown() {
     );
     for n in &names {
         let s = Service::new(n, SchedConfig::default()).unwrap();
-        assert_eq!(s.scheduler_name(), *n);
+        assert_eq!(&*s.scheduler_name(), *n);
         // An empty service never picks and never panics.
         assert_eq!(pick(&s, &tcp_from("192.0.2.1", 1)), "-");
     }
