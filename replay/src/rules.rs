@@ -16,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use lb_conntrack::Persistence;
+use lb_sched::registry::Registry;
 use lb_sched::{ForwardMethod, Protocol, SchedFlags};
 
 use crate::config::{Backend, ServiceSpec, Vip};
@@ -51,20 +52,32 @@ pub enum RulesError {
 
 /// Reads and parses a rules file.
 pub fn read(path: &Path) -> Result<Vec<ServiceSpec>, RulesError> {
+    read_with(path, Registry::builtin())
+}
+
+/// Reads a rules file whose `-s` names are looked up in `registry` (a user's schedulers beside
+/// the built-ins).
+pub fn read_with(path: &Path, registry: &Registry) -> Result<Vec<ServiceSpec>, RulesError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| RulesError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
-    parse(&text, path)
+    parse_with(&text, path, registry)
 }
 
 /// Parses rules text (`path` names it in errors).
 pub fn parse(text: &str, path: &Path) -> Result<Vec<ServiceSpec>, RulesError> {
-    parse_with_services(text, path, &system_services)
+    parse_with(text, path, Registry::builtin())
+}
+
+/// [`parse`] with the `-s` names looked up in `registry`.
+pub fn parse_with(text: &str, path: &Path, registry: &Registry) -> Result<Vec<ServiceSpec>, RulesError> {
+    parse_with_services(text, path, registry, &system_services)
 }
 
 /// [`parse`] with service names looked up in `services_db` (the text of a services file).
 fn parse_with_services(
     text: &str,
     path: &Path,
+    registry: &Registry,
     services_db: &dyn Fn() -> Option<String>,
 ) -> Result<Vec<ServiceSpec>, RulesError> {
     let mut services: Vec<ServiceSpec> = Vec::new();
@@ -74,7 +87,7 @@ fn parse_with_services(
             continue;
         }
         let err = |message: String| RulesError::Line { path: path.to_path_buf(), line: i + 1, message };
-        parse_line(line, &mut services, services_db).map_err(err)?;
+        parse_line(line, &mut services, registry, services_db).map_err(err)?;
     }
     if services.is_empty() {
         return Err(RulesError::Empty { path: path.to_path_buf() });
@@ -144,6 +157,7 @@ fn split_addr_port(
 fn parse_line(
     line: &str,
     services: &mut Vec<ServiceSpec>,
+    registry: &Registry,
     services_db: &dyn Fn() -> Option<String>,
 ) -> Result<(), String> {
     let toks: Vec<&str> = line.split_whitespace().collect();
@@ -187,7 +201,7 @@ fn parse_line(
             "--sctp-service" => return Err("SCTP services are not supported".into()),
             "-s" | "--scheduler" if adding_service => {
                 let v = value("scheduler")?;
-                lb_sched::registry::lookup(v).map_err(|e| e.to_string())?;
+                registry.get(v).map_err(|e| e.to_string())?;
                 spec.sched = v.to_string();
             }
             "-b" | "--sched-flags" if adding_service => {
@@ -325,6 +339,7 @@ mod tests {
         let s = parse_with_services(
             "-A -t 192.0.2.10:http -s rr\n-a -t 192.0.2.10:www -r 10.0.0.1:https -m\n-A -u [2001:db8::53]:domain\n-a -u [2001:db8::53]:domain -r [2001:db8::1]:domain\n",
             Path::new("named.rules"),
+            Registry::builtin(),
             &db,
         )
         .unwrap();
@@ -333,7 +348,7 @@ mod tests {
         assert_eq!(s[1].vip, Vip::Addr { proto: Some(Protocol::Udp), addr: "[2001:db8::53]:53".parse().unwrap() });
         assert_eq!((s[1].backends[0].addr, s[1].backends[0].port), ("2001:db8::1".parse().unwrap(), Some(53)));
         let err = |text: &str, db: &dyn Fn() -> Option<String>| {
-            parse_with_services(text, Path::new("x.rules"), db).unwrap_err().to_string()
+            parse_with_services(text, Path::new("x.rules"), Registry::builtin(), db).unwrap_err().to_string()
         };
         let e = err("-A -u 192.0.2.10:https\n", &db);
         assert!(e.contains("\"https\" is not a port number nor a udp service") && e.contains("ipvsadm-save -n"), "{e}");

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use ahash::AHashMap;
 use lb_conntrack::{ConnTable, ServiceParams};
 use lb_rewrite::MacAddr;
+use lb_sched::registry::Registry;
 use lb_sched::{DestConfig, Destination, ForwardMethod, Protocol, SchedConfig, SchedError, Service, Timestamp};
 use parking_lot::Mutex;
 
@@ -169,9 +170,20 @@ fn proto_key(p: Option<Protocol>) -> u8 {
 }
 
 impl Pipeline {
-    /// Builds the services, resolves every backend's next hop (`mac=`, then `neigh`, then
-    /// `resolve`, e.g. the kernel's neighbour table), and creates the connection table.
+    /// Builds the services with the built-in schedulers, resolves every backend's next hop
+    /// (`mac=`, then `neigh`, then `resolve`, e.g. the kernel's neighbour table), and creates the
+    /// connection table.
     pub fn new(cfg: &PipelineConfig, resolve: &dyn Fn(IpAddr) -> Option<MacAddr>) -> Result<Pipeline, ConfigError> {
+        Self::with_registry(cfg, Registry::builtin(), resolve)
+    }
+
+    /// [`Pipeline::new`] with the schedulers of `registry`: the services' scheduler names are
+    /// looked up there, so a data plane runs its own scheduler through the whole pipeline.
+    pub fn with_registry(
+        cfg: &PipelineConfig,
+        registry: &Registry,
+        resolve: &dyn Fn(IpAddr) -> Option<MacAddr>,
+    ) -> Result<Pipeline, ConfigError> {
         if cfg.services.is_empty() {
             return Err(ConfigError::NoService);
         }
@@ -208,7 +220,7 @@ impl Pipeline {
         }
         for spec in &cfg.services {
             let sched_cfg = SchedConfig { flags: spec.flags, ..SchedConfig::default() };
-            let svc = Service::new(&spec.sched, sched_cfg).map_err(ConfigError::Scheduler)?;
+            let svc = Service::from_registry(registry, &spec.sched, sched_cfg).map_err(ConfigError::Scheduler)?;
             let idx = p.services.len();
             let catch_all = matches!(spec.vip, Vip::Any { .. });
             let rt = RtService {

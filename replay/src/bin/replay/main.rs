@@ -55,7 +55,8 @@ struct Cli {
     /// Forwarding method: nat, dr or tun (required unless --rules gives it).
     #[arg(long)]
     mode: Option<String>,
-    /// Scheduler: rr wrr lc wlc sed nq fo ovf twos sh dh mh maglev.
+    /// Scheduler: rr wrr lc wlc sed nq fo ovf twos sh dh mh (IPVS), maglev ring hrw swrr p2c random
+    /// [default: wlc].
     #[arg(long)]
     sched: Option<String>,
     /// The virtual service, ADDR:PORT (TCP and UDP), or `any`: every TCP and UDP destination.
