@@ -3,7 +3,14 @@
 //! The lowest crate of lbkit. It defines the two types every other crate uses — the 5-tuple
 //! [`Flow`] and the monotonic [`Timestamp`] — and the schedulers of Linux IPVS with their exact
 //! semantics (`docs/ipvs.md` §1): `rr wrr lc wlc sed nq fo ovf twos sh dh mh`, plus
-//! [`maglev`], the paper's algorithm with Katran's proportional weights.
+//! [`maglev`], the paper's algorithm with Katran's proportional weights, and the families users
+//! compare them with: [`ring`] (ketama, Envoy's RING_HASH), [`hrw`] (weighted rendezvous),
+//! [`swrr`] (nginx's smooth weighted round robin), [`p2c`] (Envoy's LEAST_REQUEST) and
+//! [`random`] (weighted, alias method).
+//!
+//! Pluggable: a [`registry::Registry`] holds the built-ins and a user's own schedulers
+//! ([`registry::Registry::register`]); services, replay's pipeline and rules, and the benches
+//! take schedulers from it.
 //!
 //! ## Contract
 //!
