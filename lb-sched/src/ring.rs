@@ -27,11 +27,11 @@
 //!   address) with SipHash-1-3 under the fixed key [`NODE_KEY`] ([`node_hash`]). The ring is
 //!   sorted by (hash, address, port).
 //! * Lookup (ketama's `ketama_get_server`): the flow hash is maglev's (`maglev::flow_hash`,
-//!   internal: the whole 5-tuple, fixed keys); the destination is the owner of the first node whose hash is
-//!   ≥ the flow hash, wrapping to the first node past the end. The search is a binary search
-//!   within one bucket of an index over the top `floor(log2(ring size))` hash bits (built with
-//!   the ring, at most 4 bytes per node), about one node on average: the same answer as a
-//!   binary search of the whole ring, in O(1) expected time.
+//!   internal: the whole 5-tuple, fixed keys); the destination is the owner of the first node
+//!   whose hash is ≥ the flow hash, wrapping to the first node past the end. The search is a
+//!   binary search within one bucket of an index over the top `floor(log2(ring size))` hash
+//!   bits (built with the ring, at most 4 bytes per node), about one node on average: the same
+//!   answer as a binary search of the whole ring, in O(1) expected time.
 //! * A node whose destination is ineligible at pick time (weight 0 before the rebuild of an
 //!   edit is published, or OVERLOAD) is skipped: the walk goes on clockwise to the next node of
 //!   an eligible destination, at most once round the ring; none: `None`. Since removing a
