@@ -31,6 +31,13 @@
 //! * `internals` (off by default, **unstable**): the module `internals`, which exposes the
 //!   schedulers' building blocks (the fixed hashes, the mh and maglev table builders) for
 //!   lbkit's benchmarks and known-answer tests. It follows no semver promise.
+//! * `harness` (off by default): the module `harness`, the scheduler quality harness —
+//!   balance, weight accuracy, disruption and build time of any scheduler, a built-in or your
+//!   own registered in a [`registry::Registry`], with table, JSON and SVG output (adds serde,
+//!   serde_json and plotters).
+//! * `harness-criterion` (off by default): `harness` plus `harness::bench_pick` and
+//!   `harness::bench_rebuild`, criterion helpers that bench a scheduler the way lbkit's own
+//!   `sched` bench does (adds criterion).
 //!
 //! ```
 //! use lb_sched::{DestConfig, Flow, Protocol, SchedConfig, Service};
@@ -56,6 +63,9 @@ mod walk;
 
 #[cfg(feature = "internals")]
 pub mod internals;
+
+#[cfg(feature = "harness")]
+pub mod harness;
 
 pub mod dh;
 pub mod fo;
