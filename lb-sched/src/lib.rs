@@ -24,6 +24,10 @@
 //! * `internals` (off by default, **unstable**): the module `internals`, which exposes the
 //!   schedulers' building blocks (the fixed hashes, the mh and maglev table builders) for
 //!   lbkit's benchmarks and known-answer tests. It follows no semver promise.
+//! * `conformance` (off by default): the module [`conformance`], a property-test kit any
+//!   [`Scheduler`] (a user's own too) can be run through: eligibility of every pick, `None`
+//!   only when nothing is eligible, quiescing and OVERLOAD honoured after edits, no panic, and
+//!   no removed destination picked while another thread reconfigures. It pulls in `proptest`.
 //!
 //! ```
 //! use lb_sched::{DestConfig, Flow, Protocol, SchedConfig, Service};
@@ -49,6 +53,9 @@ mod walk;
 
 #[cfg(feature = "internals")]
 pub mod internals;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
 
 pub mod dh;
 pub mod fo;
