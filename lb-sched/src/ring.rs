@@ -26,7 +26,7 @@
 //!   text (`"10.0.0.1:80_0"`, `"[2001:db8::1]:443_7"`: the address as Rust prints a socket
 //!   address) with SipHash-1-3 under the fixed key [`NODE_KEY`] ([`node_hash`]). The ring is
 //!   sorted by (hash, address, port).
-//! * Lookup (ketama's `ketama_get_server`): the flow hash is [`crate::maglev::flow_hash`] (the
+//! * Lookup (ketama's `ketama_get_server`): the flow hash is maglev's `flow_hash` (the
 //!   whole 5-tuple, fixed keys); the destination is the owner of the first node whose hash is
 //!   ≥ the flow hash, wrapping to the first node past the end. The search is a binary search
 //!   within one bucket of an index over the top `floor(log2(ring size))` hash bits (built with
