@@ -24,7 +24,7 @@
 //! * `internals` (off by default, **unstable**): the module `internals`, which exposes the
 //!   schedulers' building blocks (the fixed hashes, the mh and maglev table builders) for
 //!   lbkit's benchmarks and known-answer tests. It follows no semver promise.
-//! * `conformance` (off by default): the module [`conformance`], a property-test kit any
+//! * `conformance` (off by default): the module `conformance`, a property-test kit any
 //!   [`Scheduler`] (a user's own too) can be run through: eligibility of every pick, `None`
 //!   only when nothing is eligible, quiescing and OVERLOAD honoured after edits, no panic, and
 //!   no removed destination picked while another thread reconfigures. It pulls in `proptest`.
