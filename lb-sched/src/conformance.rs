@@ -174,7 +174,9 @@ pub fn check_with(config: &Config, name: &str, factory: &Factory) -> Result<(), 
 }
 
 /// Runs [`check_with`] on every scheduler of `registry`, in registration order, with
-/// [`Config::default`].
+/// [`Config::default`]. Table schedulers without fallback fail it
+/// ([`property::NONE_ONLY_WHEN_ALL_INELIGIBLE`]): give them their own configuration with
+/// [`check_registry_with`].
 pub fn check_registry(registry: &Registry) -> Result<(), Failure> {
     check_registry_with(registry, |_| Config::default())
 }
@@ -455,9 +457,22 @@ fn concurrent_updates(config: &Config, name: &str, factory: &Factory) -> Result<
                 while (updating.load(SeqCst) || k < quota) && Instant::now() < deadline {
                     let src = Ipv4Addr::from(0xc000_0000 ^ (t as u32) << 20 ^ k.wrapping_mul(0x9E37_79B9));
                     let f = Flow::v4(Protocol::Tcp, src, k as u16, Ipv4Addr::new(198, 51, 100, 1), 80);
-                    k = k.wrapping_add(1);
                     let s0 = seq.load(SeqCst);
-                    if let Some(d) = svc.pick(&f) {
+                    // Every other pick through a snapshot, to see an index past the end of the
+                    // list (Service::pick turns one into None).
+                    let picked = if k.is_multiple_of(2) {
+                        svc.pick(&f)
+                    } else {
+                        let snap = svc.snapshot();
+                        match snap.scheduler().pick(snap.destinations(), &f) {
+                            None => None,
+                            Some(i) => Some(Arc::clone(snap.destinations().get(i).ok_or_else(|| {
+                                format!("thread {t} got index {i} of a list of {}", snap.destinations().len())
+                            })?)),
+                        }
+                    };
+                    k = k.wrapping_add(1);
+                    if let Some(d) = picked {
                         let at = forbidden.get(d.id().0 as usize).map_or(0, |a| a.load(SeqCst));
                         if at != 0 && at <= s0 {
                             return Err(format!(
