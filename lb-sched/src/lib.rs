@@ -38,6 +38,10 @@
 //! * `harness-criterion` (off by default): `harness` plus `harness::bench_pick` and
 //!   `harness::bench_rebuild`, criterion helpers that bench a scheduler the way lbkit's own
 //!   `sched` bench does (adds criterion).
+//! * `conformance` (off by default): the module `conformance`, a property-test kit any
+//!   [`Scheduler`] (a user's own too) can be run through: eligibility of every pick, `None`
+//!   only when nothing is eligible, quiescing and OVERLOAD honoured after edits, no panic, and
+//!   no removed destination picked while another thread reconfigures. It pulls in `proptest`.
 //!
 //! ```
 //! use lb_sched::{DestConfig, Flow, Protocol, SchedConfig, Service};
@@ -66,6 +70,8 @@ pub mod internals;
 
 #[cfg(feature = "harness")]
 pub mod harness;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 
 pub mod dh;
 pub mod fo;

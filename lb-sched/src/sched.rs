@@ -159,27 +159,67 @@ pub enum Change {
     },
 }
 
-/// One scheduling algorithm, shaped like the IPVS scheduler hooks.
+/// One scheduling algorithm, shaped like the IPVS scheduler hooks: the extension point for a
+/// user's own scheduler.
 ///
 /// A scheduler value is immutable apart from the few atomics an algorithm needs (the rr cursor,
-/// the wrr mark). It is built by a [`crate::registry`] constructor from the destination list
-/// (`init_service`), replaced by [`Scheduler::rebuild`] whenever the list changes (`add_dest`,
-/// `del_dest`, `upd_dest`), and asked to [`Scheduler::pick`] (`schedule`).
+/// the wrr mark). It is built by a constructor (a [`crate::registry::Factory`], IPVS's
+/// `init_service`) from the destination list, replaced by [`Scheduler::rebuild`] whenever the
+/// list changes (`add_dest`, `del_dest`, `upd_dest`), and asked to [`Scheduler::pick`]
+/// (`schedule`). Register the constructor with [`crate::registry::Registry::register`], or hand
+/// it to [`crate::Service::from_factory`], and it is used wherever a built-in is.
 ///
-/// `pick` must not allocate, block, or panic, for any list and flow. It may be called from any
-/// number of threads at once. `rebuild` may allocate; the service publishes its result
-/// atomically, so a pick always sees a list and a scheduler state that belong together.
+/// # What `pick` must guarantee
+///
+/// * No allocation, no blocking (no lock a writer may hold, no I/O), no panic, for any list
+///   (empty, or thousands of destinations, any weights) and any flow (IPv4 or IPv6, any ports).
+/// * It may be called from any number of threads at once (`&self`: state that moves, such as a
+///   cursor, lives in atomics).
+/// * The result is an index into the `dests` it is given (never one past the end), of an
+///   *eligible* destination: [`Destination::is_eligible`], weight > 0 and no OVERLOAD.
+///   Weights and OVERLOAD are atomics that change without a rebuild (a connection tracker sets
+///   OVERLOAD when a destination reaches its upper threshold), so read them at pick time.
+/// * `None` only when no destination is eligible, or when the algorithm's table says so: IPVS's
+///   `sh`, `dh` and `mh` without `sh-fallback` / `mh-fallback` fail a pick whose bucket holds an
+///   ineligible destination rather than move the flow.
+///
+/// # What `rebuild` must guarantee
+///
+/// * It returns the scheduler for the new list `dests`; [`Change`] says what changed (the
+///   index of the added, removed or edited destination) so an algorithm can update rather than
+///   recompute. It may allocate and may fail with a [`SchedError`] (the service then keeps its
+///   old state and reports the error).
+/// * It carries over the state IPVS carries across `add_dest` / `del_dest` / `upd_dest`: the rr
+///   cursor (moved with its destination when one is added or removed before it), the wrr mark
+///   (IPVS's `dest_changed`: the list position back to the head, the current weight kept when
+///   it still fits the new maximum and step). A stateless algorithm returns a fresh value.
+/// * The service publishes the list and the rebuilt scheduler together, atomically: a pick
+///   always sees a list and a scheduler that belong together, and never the list of another
+///   rebuild.
+///
+/// # Table schedulers
+///
+/// A scheduler that picks through a lookup table (`sh`, `dh`, `mh`, `maglev`) exposes it with
+/// [`Scheduler::lookup_table`]: each entry an index into the list the scheduler was built for,
+/// or `u32::MAX` for an empty slot. Tools and tests read it to measure balance and disruption.
+///
+/// # Checking a scheduler
+///
+/// With the cargo feature `conformance`, `lb_sched::conformance::check` runs a user's
+/// scheduler through the properties above (eligibility, `None`, edits, no panic, concurrent
+/// reconfiguration) and names the first it breaks, with a minimal failing case.
 pub trait Scheduler: Send + Sync + fmt::Debug {
     /// The registry name (`"wlc"`, `"mh"`, ...).
     fn name(&self) -> &'static str;
 
     /// Picks a destination for a new connection of `flow`, as an index into `dests` (the list
-    /// this scheduler was built or rebuilt for, in IPVS order: newest first). `None` when no
-    /// destination is available.
+    /// this scheduler was built or rebuilt for, in IPVS order: newest first), of an eligible
+    /// destination. `None` when no destination is eligible, or when the algorithm's table
+    /// says so. No allocation, no blocking, no panic; callable from any thread.
     fn pick(&self, dests: &[Arc<Destination>], flow: &Flow) -> Option<usize>;
 
     /// The scheduler for the changed list `dests`, carrying over whatever state IPVS carries
-    /// (the rr cursor, the wrr mark).
+    /// (the rr cursor, the wrr mark). May allocate; never called on the pick path.
     fn rebuild(&self, dests: &[Arc<Destination>], change: Change) -> Result<Box<dyn Scheduler>, SchedError>;
 
     /// For table schedulers (sh, mh, maglev): the lookup table, each entry an index into the
