@@ -68,10 +68,10 @@ mod walk;
 #[cfg(feature = "internals")]
 pub mod internals;
 
-#[cfg(feature = "harness")]
-pub mod harness;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "harness")]
+pub mod harness;
 
 pub mod dh;
 pub mod fo;
