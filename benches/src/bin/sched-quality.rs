@@ -17,7 +17,9 @@ use lb_sched::registry::Registry;
 use lb_sched::{Flow, SchedError};
 
 /// The built-ins measured, in the table's order.
-const OURS: &[&str] = &["rr", "wrr", "lc", "wlc", "sed", "nq", "twos", "sh", "dh", "mh", "maglev"];
+const OURS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "sed", "nq", "twos", "sh", "dh", "mh", "maglev", "ring", "hrw", "swrr", "p2c", "random",
+];
 
 fn key(f: &Flow) -> [u8; 37] {
     let mut k = [0u8; 37];
