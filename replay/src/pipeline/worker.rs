@@ -71,6 +71,12 @@ fn tunnel_ident(frame: &[u8], pkt: &Packet) -> u16 {
     (h ^ (h >> 16)) as u16
 }
 
+/// Whether both ends of `flow` are unicast ([`is_unicast`]).
+#[inline]
+fn is_unicast_flow(flow: &Flow) -> bool {
+    is_unicast(flow.src) && is_unicast(flow.dst)
+}
+
 /// Whether `a` can be the source or destination of a connection a director forwards: not
 /// multicast, broadcast, unspecified, loopback or otherwise reserved (RFC 1812 §5.3.7 for IPv4:
 /// 0/8, 127/8, 224/4 and 240/4; RFC 4291 for IPv6: `::`, `::1`, ff00::/8).
@@ -137,8 +143,8 @@ impl<'p> Worker<'p> {
             return self.count_drop(DropReason::IcmpNotError);
         }
         match self.classify(now, &flow) {
-            Some(Class::Request(si)) => self.request(now, si, buf, &pkt, sink),
-            Some(Class::Reply(si)) => self.reply(now, si, buf, &pkt, sink),
+            Some(Class::Request(si)) => self.request(now, si, buf, &pkt, &flow, sink),
+            Some(Class::Reply(si)) => self.reply(now, si, buf, &pkt, &flow, sink),
             None => {
                 let fam_has_any = self.p.any[usize::from(flow.is_ipv6())].is_some();
                 let other_any = self.p.any[usize::from(!flow.is_ipv6())].is_some();
@@ -174,16 +180,16 @@ impl<'p> Worker<'p> {
         si: usize,
         buf: &mut FrameBuf<'_>,
         pkt: &Packet,
+        flow: &Flow,
         sink: &mut dyn FnMut(&[u8]),
     ) -> Outcome {
-        let flow = pkt.flow();
         // Only unicast traffic is scheduled (nor answered with an ICMP error: it never reaches
         // the rewrite). A reply cannot come from a non-unicast address: no connection has one.
-        if !is_unicast(flow.dst) || !is_unicast(flow.src) {
+        if !is_unicast_flow(flow) {
             return self.count_drop(DropReason::NotUnicast);
         }
         let rt = &self.p.services[si];
-        let v = self.p.table.input(now, &flow, pkt.tcp_flags().0, &rt.svc, &rt.params);
+        let v = self.p.table.input(now, flow, pkt.tcp_flags().0, &rt.svc, &rt.params);
         match v {
             InVerdict::Forward(c) | InVerdict::OnePacket(c) => self.forward(si, &c, buf, pkt, false, sink),
             InVerdict::NotScheduled(NotScheduled::Rst) => self.count_drop(DropReason::RstWithoutConnection),
@@ -201,9 +207,9 @@ impl<'p> Worker<'p> {
         si: usize,
         buf: &mut FrameBuf<'_>,
         pkt: &Packet,
+        flow: &Flow,
         sink: &mut dyn FnMut(&[u8]),
     ) -> Outcome {
-        let flow = pkt.flow();
         let rt = &self.p.services[si];
         if !rt.any_nat.load(Relaxed) {
             self.counters.replies_skipped += 1;
@@ -227,11 +233,7 @@ impl<'p> Worker<'p> {
         let hop = self.hop_to_client(buf.frame());
         let vs = SocketAddr::new(c.vaddr, c.vport);
         // An ICMP error about the reply goes back to the real server that sent it.
-        let back = Sender::RealServer(c);
-        let mut counting = CountingSink { sink, fragments: 0 };
-        let r = snat(buf, pkt, &hop, vs, &mut counting);
-        let CountingSink { sink, fragments } = counting;
-        let out = self.finish(r, buf, pkt, fragments, sink, back);
+        let out = self.rewrite(buf, pkt, sink, Sender::RealServer(c), |buf, frags| snat(buf, pkt, &hop, vs, frags));
         if matches!(out, Outcome::Forwarded | Outcome::Fragmented(_)) {
             let len = if let Outcome::Forwarded = out { buf.len() as u64 } else { 0 };
             let d = self.counters.dest(si, c.dest);
@@ -248,8 +250,7 @@ impl<'p> Worker<'p> {
         pkt: &Packet,
         sink: &mut dyn FnMut(&[u8]),
     ) -> Outcome {
-        let outer = pkt.flow();
-        if !is_unicast(outer.dst) || !is_unicast(outer.src) {
+        if !is_unicast_flow(&pkt.flow()) {
             return self.count_drop(DropReason::NotUnicast);
         }
         let Some(q) = pkt.quote(buf.frame()).map(|q| *q.flow()) else {
@@ -275,7 +276,8 @@ impl<'p> Worker<'p> {
             }
             let hop = self.hop_to_client(buf.frame());
             let vs = SocketAddr::new(c.vaddr, c.vport);
-            return self.rewrite(buf, pkt, sink, |buf, frags| nat_icmp_out(buf, pkt, &hop, vs, frags));
+            return self
+                .rewrite(buf, pkt, sink, Sender::AsItCame, |buf, frags| nat_icmp_out(buf, pkt, &hop, vs, frags));
         }
         self.count_drop(DropReason::IcmpWithoutConnection)
     }
@@ -297,15 +299,19 @@ impl<'p> Worker<'p> {
         let rs = SocketAddr::new(c.daddr, c.dport);
         let out = match c.fwd {
             ForwardMethod::Masq if icmp => {
-                self.rewrite(buf, pkt, sink, |buf, frags| nat_icmp_in(buf, pkt, &hop, rs, frags))
+                self.rewrite(buf, pkt, sink, Sender::AsItCame, |buf, frags| nat_icmp_in(buf, pkt, &hop, rs, frags))
             }
-            ForwardMethod::Masq => self.rewrite(buf, pkt, sink, |buf, frags| dnat(buf, pkt, &hop, rs, frags)),
-            ForwardMethod::DirectRoute => self.rewrite(buf, pkt, sink, |buf, frags| dr(buf, pkt, &hop, frags)),
+            ForwardMethod::Masq => {
+                self.rewrite(buf, pkt, sink, Sender::AsItCame, |buf, frags| dnat(buf, pkt, &hop, rs, frags))
+            }
+            ForwardMethod::DirectRoute => {
+                self.rewrite(buf, pkt, sink, Sender::AsItCame, |buf, frags| dr(buf, pkt, &hop, frags))
+            }
             ForwardMethod::Tunnel => {
                 let src = self.p.tun_src[fam(&c.daddr)].unwrap_or(c.vaddr);
                 let encap = self.p.gue.get(&c.daddr).map_or(Encap::Ipip, |&port| Encap::Gue { port });
                 let t = Tunnel { src, dst: c.daddr, encap, ident: tunnel_ident(buf.frame(), pkt) };
-                self.rewrite(buf, pkt, sink, |buf, frags| tun(buf, pkt, &hop, &t, frags))
+                self.rewrite(buf, pkt, sink, Sender::AsItCame, |buf, frags| tun(buf, pkt, &hop, &t, frags))
             }
             ForwardMethod::Local => return self.count_drop(DropReason::LocalNode),
         };
@@ -362,12 +368,13 @@ impl<'p> Worker<'p> {
         buf: &mut FrameBuf<'_>,
         pkt: &Packet,
         sink: &mut dyn FnMut(&[u8]),
+        sender: Sender,
         op: impl FnOnce(&mut FrameBuf<'_>, &mut dyn FragmentSink) -> Result<Verdict, RewriteError>,
     ) -> Outcome {
         let mut counting = CountingSink { sink, fragments: 0 };
         let r = op(buf, &mut counting);
         let CountingSink { sink, fragments } = counting;
-        self.finish(r, buf, pkt, fragments, sink, Sender::AsItCame)
+        self.finish(r, buf, pkt, fragments, sink, sender)
     }
 
     /// Turns a rewriter's result into an outcome, building the ICMP error the kernel would and
