@@ -8,30 +8,17 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use lb_sched::{registry, DestConfig, Destination, Flow, Protocol, SchedConfig, Service};
+use lb_sched::{harness, registry, DestConfig, Destination, Flow, SchedConfig, Service};
 
+/// The flows and services lb-sched's criterion helpers use, so a user's bench with
+/// `harness::bench_pick` measures what this group measures.
 fn flows(n: usize) -> Vec<Flow> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            Flow::v4(Protocol::Tcp, Ipv4Addr::from((x >> 32) as u32), x as u16, Ipv4Addr::new(198, 51, 100, 1), 80)
-        })
-        .collect()
+    harness::bench_flows(n)
 }
 
 fn service(name: &str, n: u32) -> Service {
-    let s = Service::new(name, SchedConfig::default()).unwrap();
-    for i in 0..n {
-        // Weights 1..=4 so weighted schedulers do real work; counters spread so lc/wlc compare.
-        let d = s.add(DestConfig::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 80).weight(1 + i % 4)).unwrap();
-        for _ in 0..(i * 7) % 13 {
-            d.bind_conn(false);
-        }
-    }
-    s
+    let factory = registry::Registry::builtin().get(name).expect("a built-in scheduler");
+    harness::bench_service(name, &factory, n)
 }
 
 fn pick(c: &mut Criterion) {

@@ -46,7 +46,7 @@ use crate::{DestConfig, Destination, Flow, Protocol, SchedConfig, SchedError, Se
 #[cfg(feature = "harness-criterion")]
 mod bench;
 #[cfg(feature = "harness-criterion")]
-pub use bench::{bench_pick, bench_rebuild};
+pub use bench::{bench_flows, bench_pick, bench_rebuild, bench_service};
 
 /// What to measure and how. Set the fields you need and take the rest from
 /// [`Options::default`]: `Options { flows: 20_000, ..Options::default() }`.

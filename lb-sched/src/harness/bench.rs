@@ -11,8 +11,8 @@ use crate::{Change, DestConfig, Flow, Protocol, SchedConfig, Service};
 /// The N the helpers bench at, as lbkit's `sched` group does.
 const NS: [u32; 3] = [10, 100, 1000];
 
-/// 4096 fixed IPv4 TCP flows, as lbkit's `sched` bench uses.
-fn flows(n: usize) -> Vec<Flow> {
+/// `n` fixed IPv4 TCP flows (lbkit's `sched` bench picks 4096 of them in turn).
+pub fn bench_flows(n: usize) -> Vec<Flow> {
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     (0..n)
         .map(|_| {
@@ -24,8 +24,9 @@ fn flows(n: usize) -> Vec<Flow> {
         .collect()
 }
 
-/// N destinations with weights 1..=4 and spread connection counters, as the `sched` group.
-fn service(name: &str, factory: &Factory, n: u32) -> Service {
+/// A service of the scheduler `factory` builds with `n` destinations, weights 1..=4 and spread
+/// connection counters, as lbkit's `sched` bench benches every scheduler.
+pub fn bench_service(name: &str, factory: &Factory, n: u32) -> Service {
     let s = Service::from_factory(name, factory, SchedConfig::default())
         .unwrap_or_else(|e| panic!("{name}: cannot build for no destination: {e}"));
     for i in 0..n {
@@ -62,11 +63,11 @@ fn service(name: &str, factory: &Factory, n: u32) -> Service {
 ///
 /// If the scheduler cannot be built or picks nothing with every destination eligible.
 pub fn bench_pick(c: &mut Criterion, name: &str, factory: &Factory) {
-    let fl = flows(4096);
+    let fl = bench_flows(4096);
     let mut g = c.benchmark_group("sched");
     g.throughput(Throughput::Elements(1));
     for n in NS {
-        let svc = service(name, factory, n);
+        let svc = bench_service(name, factory, n);
         assert!(svc.pick(&fl[0]).is_some(), "{name} must pick with all destinations eligible");
         let mut reader = svc.reader();
         let mut i = 0usize;
@@ -94,7 +95,7 @@ pub fn bench_rebuild(c: &mut Criterion, name: &str, factory: &Factory) {
     let mut g = c.benchmark_group("sched_rebuild");
     g.throughput(Throughput::Elements(1));
     for n in NS {
-        let svc = service(name, factory, n);
+        let svc = bench_service(name, factory, n);
         let dests = svc.destinations();
         let sched = factory(&cfg, &dests).unwrap_or_else(|e| panic!("{name}: cannot build: {e}"));
         let edited = Change::Edited { index: 0 };
