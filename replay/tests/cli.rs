@@ -59,6 +59,17 @@ fn text_report_and_pcap_output() {
     let cap = lb_replay::capture::Capture::open(&out).unwrap();
     assert_eq!(cap.frames.len(), 181);
     assert!(text.contains("wrote 181 frames"), "{text}");
+    // The rate as people read it: digits grouped by spaces, or Mpps; never a raw float.
+    let rate = text.lines().find(|l| l.starts_with("elapsed ")).expect("an elapsed line");
+    let (_, r) = rate.split_once(" s, ").expect("elapsed N s, RATE");
+    let plain = r.strip_suffix(" packets/s").is_some_and(|n| {
+        let groups: Vec<&str> = n.split(' ').collect();
+        groups[0].len() <= 3
+            && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()))
+            && groups[1..].iter().all(|g| g.len() == 3)
+    });
+    let mpps = r.strip_suffix(" Mpps").is_some_and(|n| n.parse::<f64>().is_ok() && n.contains('.'));
+    assert!(plain || mpps, "{rate:?}");
 }
 
 #[test]
