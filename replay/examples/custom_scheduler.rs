@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
-use lb_replay::capture::Capture;
+use lb_replay::capture::CaptureReader;
 use lb_replay::config::{parse_backend, ServiceSpec, Vip};
 use lb_replay::pipeline::{Pipeline, PipelineConfig};
 use lb_replay::run::{run, NullOutput, RunConfig};
@@ -88,8 +88,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         future_backends: vec![],
     };
     let pipe = Pipeline::with_registry(&cfg, &registry, &|_| None)?;
-    let cap = Capture::from_bytes(Path::new("sample.pcap"), include_bytes!("../data/sample.pcap"))?;
-    let res = run(&cap, &pipe, &RunConfig::new(1), &NullOutput);
+    let mut cap = CaptureReader::from_bytes(Path::new("sample.pcap"), &include_bytes!("../data/sample.pcap")[..])?;
+    let res = run(&mut cap, &pipe, &RunConfig::new(1), &NullOutput);
     let rt = &pipe.services()[0];
     let dests = rt.svc.destinations();
     for d in &dests {

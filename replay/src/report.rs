@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use lb_conntrack::State;
 use serde::Serialize;
 
-use crate::capture::Capture;
+use crate::capture::CaptureInfo;
 use crate::config::{mode_name, Vip};
 use crate::pipeline::{DestCounters, Pipeline};
 use crate::run::RunResult;
@@ -42,6 +42,17 @@ pub struct Report {
     pub elapsed_s: f64,
     /// Frames read per second of wall time.
     pub rate_pps: f64,
+    /// The process's peak resident memory so far, in bytes (Linux's `VmHWM`; `None` where the
+    /// system does not say).
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// The process's peak resident set size, from `/proc/self/status` (Linux).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    kb.checked_mul(1024)
 }
 
 /// The input capture.
@@ -229,7 +240,7 @@ fn join_unique(items: impl Iterator<Item = String>) -> String {
 
 impl Report {
     /// Builds the report.
-    pub fn new(cap: &Capture, file: &str, loops: u32, pipe: &Pipeline, res: &RunResult) -> Report {
+    pub fn new(cap: &CaptureInfo, file: &str, loops: u32, pipe: &Pipeline, res: &RunResult) -> Report {
         let c = &res.counters;
         let mut destinations = Vec::new();
         let zero = DestCounters::default();
@@ -280,8 +291,8 @@ impl Report {
                 file: file.to_string(),
                 format: cap.format.to_string(),
                 link_type: cap.link.clone(),
-                frames: cap.frames.len(),
-                converted: cap.converted,
+                frames: cap.frames as usize,
+                converted: cap.converted as usize,
                 loops,
                 truncated: cap
                     .truncated
@@ -329,6 +340,7 @@ impl Report {
             output: None,
             elapsed_s,
             rate_pps: if elapsed_s > 0.0 { c.read as f64 / elapsed_s } else { 0.0 },
+            peak_rss_bytes: peak_rss_bytes(),
         }
     }
 
@@ -484,6 +496,9 @@ impl Report {
             }
         }
         let _ = writeln!(s, "elapsed {:.3} s, {}", self.elapsed_s, rate(self.rate_pps));
+        if let Some(b) = self.peak_rss_bytes {
+            let _ = writeln!(s, "peak memory {:.1} MiB", b as f64 / (1 << 20) as f64);
+        }
         s
     }
 }

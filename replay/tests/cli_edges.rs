@@ -50,7 +50,7 @@ fn late_events_warn_and_events_that_match_nothing_exit_3() {
     let (code, out, err) = replay(&["--mode", "dr", "--topspeed", "--at", "100:drain=10.0.0.1"]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("warning: --at \"100:drain=10.0.0.1\"") && err.contains("applied when the replay ends"),
+        err.contains("warning: --at \"100:drain=10.0.0.1\"") && err.contains("applied when the replay ended"),
         "{err}"
     );
     assert!(out.contains("packets:"), "the report is printed: {out}");
@@ -291,7 +291,8 @@ fn odd_captures_are_read_as_libpcap_reads_them() {
         assert_eq!(v["packets"], plain["packets"], "{file}");
         assert_eq!(v["capture"]["compression"], if file.ends_with("gz") { "gzip" } else { "zstd" });
     }
-    // A compressed file that is cut short says so.
+    // A compressed file that is cut short says so: the frames before the cut are replayed (the
+    // capture is read as the replay goes), and the replay exits 3, as for any damaged capture.
     let dir = std::env::temp_dir().join(format!("lbkit-cli-gz-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cut = dir.join("cut.pcap.gz");
@@ -299,9 +300,10 @@ fn odd_captures_are_read_as_libpcap_reads_them() {
     std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
     let mut a = ANY.to_vec();
     a.push(cut.to_str().unwrap());
-    let (code, _, err) = replay(&a);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("cannot decompress the gzip capture"), "{err}");
+    let (code, out, err) = replay(&a);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("is damaged after frame") && err.contains("cannot decompress the gzip capture"), "{err}");
+    assert!(out.contains("packets:"), "the report is printed: {out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -509,13 +511,14 @@ fn progress_on_a_terminal_for_longer_replays() {
             Command::new("script").args(["-qec", &format!("{bin} {args} >/dev/null"), "/dev/null"]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).to_string()
     };
-    // The bundled sample in its own timing: about 2.4 s.
+    // The bundled sample in its own timing: about 2.4 s. (The capture is read as the replay
+    // goes: the count of frames done is shown, not a total.)
     let paced = on_tty("--mode dr");
-    assert!(paced.contains("/304 frames"), "progress shown: {paced:?}");
+    assert!(paced.contains(" frames"), "progress shown: {paced:?}");
     let quick = on_tty("--mode dr --topspeed");
     assert!(!quick.contains("frames"), "no progress for a short replay: {quick:?}");
     let (_, _, err) = replay(&["--mode", "dr", "--multiplier", "2"]);
-    assert!(!err.contains("/304 frames"), "no progress off a terminal: {err:?}");
+    assert!(!err.contains(" frames"), "no progress off a terminal: {err:?}");
 }
 
 /// Through the binary: the case, NAT with `--mtu 300` on the bundled sample. Every

@@ -91,7 +91,7 @@ fn replay(action: &str, nodest: bool) -> Outcome {
     let pipe = pipeline(&cfg);
     let rec = Recorder::default();
     let rc = RunConfig { events: vec![ev], ..RunConfig::new(1) };
-    let res = run(&cap, &pipe, &rc, &rec);
+    let res = run(&mut cap.source(), &pipe, &rc, &rec);
     let mut by_flow = vec![HashMap::new(); FLOWS as usize];
     for (ts, f) in rec.0.into_inner().unwrap() {
         let flow = u16::from_be_bytes([f[34], f[35]]) - 10_000;

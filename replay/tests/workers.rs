@@ -48,7 +48,7 @@ fn frames(cap: &Capture, sched: &str, mode: ForwardMethod, workers: usize) -> (V
     let pipe = pipeline(&config(sched, mode));
     let rec = Recorder::default();
     let rc = RunConfig { loops: 2, ..RunConfig::new(workers) };
-    let res = run(cap, &pipe, &rc, &rec);
+    let res = run(&mut cap.source(), &pipe, &rc, &rec);
     (rec.0.into_inner().unwrap(), res.counters.forwarded)
 }
 

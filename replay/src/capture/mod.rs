@@ -1,21 +1,21 @@
-//! Captures in and out: pcap and pcapng read into memory with every frame turned into Ethernet,
-//! and a pcap writer for what the director emits.
+//! Captures in and out: pcap and pcapng read as a stream ([`CaptureReader`], what a replay
+//! reads) or into memory ([`Capture`]), every frame turned into Ethernet; and a pcap writer for
+//! what the director emits.
 
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::DataLink;
 
 mod compressed;
 mod out;
 mod pcap;
+mod reader;
 
 pub use compressed::Compression;
 pub use out::{same_file, PcapOut};
+pub use reader::{CaptureInfo, CaptureReader, MemorySource, Source};
 
-/// The most bytes a compressed capture may decompress to (the capture is held in memory).
+/// The most bytes a compressed capture read into memory may decompress to.
 pub const MAX_DECOMPRESSED: u64 = 1 << 40;
 
 /// A capture that cannot be read at all.
@@ -146,18 +146,28 @@ impl Capture {
         &self.data[f.off..f.off + f.len as usize]
     }
 
-    /// Reads a pcap or pcapng file (told apart by its magic number), gzip- or
+    /// Its frames as a replay's [`Source`].
+    pub fn source(&self) -> MemorySource<'_> {
+        MemorySource { cap: self, next: 0 }
+    }
+
+    /// What it holds, as a [`CaptureReader`] reports it.
+    pub fn info(&self) -> CaptureInfo {
+        CaptureInfo {
+            format: self.format,
+            link: self.link.clone(),
+            frames: self.frames.len() as u64,
+            converted: self.converted as u64,
+            truncated: self.truncated.clone(),
+            odd: self.odd,
+            compression: self.compression,
+        }
+    }
+
+    /// Reads a pcap or pcapng file (told apart by its magic number) into memory, gzip- or
     /// zstd-compressed or not; `-` is standard input.
     pub fn open(path: &Path) -> Result<Capture, CaptureError> {
-        let err = |e: std::io::Error| CaptureError::Read { path: path.into(), reason: e.to_string() };
-        let bytes = if path == Path::new("-") {
-            let mut v = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut v).map_err(err)?;
-            v
-        } else {
-            std::fs::read(path).map_err(err)?
-        };
-        Self::from_bytes(path, &bytes)
+        Self::drain(CaptureReader::open(path)?)
     }
 
     /// Parses capture bytes (`path` names it in errors and the report), decompressing them first
@@ -169,134 +179,75 @@ impl Capture {
     /// [`Capture::from_bytes`], refusing a compressed capture that decompresses to more than
     /// `limit` bytes.
     pub fn from_bytes_limited(path: &Path, bytes: &[u8], limit: u64) -> Result<Capture, CaptureError> {
-        let Some(c) = Compression::of(bytes) else { return Self::parse(path, bytes) };
-        let plain = c.decompress(bytes, limit).map_err(|reason| CaptureError::Compressed {
-            path: path.into(),
-            compression: c.name(),
-            reason,
-        })?;
-        let mut cap = Self::parse(path, &plain)?;
-        cap.compression = Some(c);
-        Ok(cap)
+        Self::drain(CaptureReader::from_bytes_limited(path, bytes, limit)?)
     }
 
-    fn parse(path: &Path, bytes: &[u8]) -> Result<Capture, CaptureError> {
-        let magic = bytes.get(..4).map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
-        let mut cap = Capture {
-            path: path.into(),
-            format: "pcap",
-            link: String::new(),
-            frames: Vec::new(),
-            converted: 0,
-            truncated: None,
-            odd: OddRecords::default(),
-            compression: None,
-            data: Vec::with_capacity(bytes.len()),
-        };
-        match magic {
-            Some(0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1) => pcap::read(&mut cap, bytes)?,
-            Some(0x0a0d_0d0a) => {
-                cap.format = "pcapng";
-                cap.read_pcapng(bytes)?
-            }
-            _ => {
-                let magic = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect::<String>();
-                let magic = if magic.is_empty() { "nothing: the file is empty".to_string() } else { magic };
-                return Err(CaptureError::NotACapture { path: path.into(), magic });
-            }
+    /// Reads every frame of `r` into memory. A compressed stream that breaks off is an error
+    /// here (the frames before it are not kept).
+    pub fn drain(mut r: CaptureReader) -> Result<Capture, CaptureError> {
+        let mut data = Vec::new();
+        let mut frames = Vec::new();
+        loop {
+            let off = data.len();
+            let Some(ts_ns) = r.next_frame(&mut data) else { break };
+            frames.push(CapFrame { ts_ns, off, len: (data.len() - off) as u32 });
         }
-        Ok(cap)
-    }
-
-    fn read_pcapng(&mut self, bytes: &[u8]) -> Result<(), CaptureError> {
-        let mut r = PcapNgReader::new(Cursor::new(bytes)).map_err(|e| CaptureError::BadHeader {
-            path: self.path.clone(),
-            format: "pcapng",
-            reason: e.to_string(),
-        })?;
-        let mut links: Vec<String> = Vec::new();
-        while let Some(b) = r.next_block() {
-            let (block, state) = match b {
-                Ok(b) => b,
-                Err(e) => {
-                    self.truncated = Some(Truncation { after_frames: self.frames.len(), reason: e.to_string() });
-                    break;
-                }
-            };
-            let (link, ts, data) = match block {
-                Block::EnhancedPacket(p) => {
-                    let Some(link) = state.interfaces().get(p.interface_id as usize).map(|i| i.linktype) else {
-                        self.truncated = Some(Truncation {
-                            after_frames: self.frames.len(),
-                            reason: format!("packet on undeclared interface {}", p.interface_id),
-                        });
-                        break;
-                    };
-                    (link, p.timestamp, p.data)
-                }
-                Block::SimplePacket(p) => match state.interfaces().first() {
-                    Some(i) => (i.linktype, Duration::ZERO, p.data),
-                    None => continue,
-                },
-                Block::InterfaceDescription(i) => {
-                    check_link(&self.path, i.linktype)?;
-                    let name = format!("{:?}", i.linktype);
-                    if !links.contains(&name) {
-                        links.push(name);
-                    }
-                    continue;
-                }
-                _ => continue,
-            };
-            self.push(link, ts.as_nanos().min(u128::from(u64::MAX)) as u64, &data);
+        if let Some(reason) = r.decompression_error() {
+            let compression = r.info().compression.map_or("compressed", |c| c.name());
+            return Err(CaptureError::Compressed { path: r.path().into(), compression, reason: reason.into() });
         }
-        self.link = links.join(",");
-        Ok(())
+        let info = r.info().clone();
+        Ok(Capture {
+            path: r.path().into(),
+            format: info.format,
+            link: info.link,
+            frames,
+            converted: info.converted as usize,
+            truncated: info.truncated,
+            odd: info.odd,
+            compression: info.compression,
+            data,
+        })
     }
+}
 
-    /// Appends one frame, turned into Ethernet.
-    fn push(&mut self, link: DataLink, ts_ns: u64, data: &[u8]) {
-        let off = self.data.len();
-        let ip_ethertype = |b: Option<&u8>| match b.map(|v| v >> 4) {
-            Some(6) => [0x86, 0xdd],
-            _ => [0x08, 0x00],
-        };
-        match link {
-            DataLink::ETHERNET => self.data.extend_from_slice(data),
-            DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => {
-                self.synth(&SYNTH_SRC_MAC, ip_ethertype(data.first()), data);
-            }
-            DataLink::NULL | DataLink::LOOP => {
-                // A 4-byte address family in host (NULL) or network (LOOP) order: the IP
-                // version is what matters.
-                let payload = data.get(4..).unwrap_or_default();
-                self.synth(&SYNTH_SRC_MAC, ip_ethertype(payload.first()), payload);
-            }
-            DataLink::LINUX_SLL => {
-                // pkttype(2) arphrd(2) addrlen(2) addr(8) protocol(2)
-                let src = sll_addr(data.get(4..6), data.get(6..14));
-                let proto = data.get(14..16).map_or([0, 0], |p| [p[0], p[1]]);
-                self.synth(&src, proto, data.get(16..).unwrap_or_default());
-            }
-            DataLink::LINUX_SLL2 => {
-                // protocol(2) reserved(2) ifindex(4) arphrd(2) pkttype(1) addrlen(1) addr(8)
-                let proto = data.get(0..2).map_or([0, 0], |p| [p[0], p[1]]);
-                let src = sll_addr(data.get(10..12).map(|_| &data[11..12]), data.get(12..20));
-                self.synth(&src, proto, data.get(20..).unwrap_or_default());
-            }
-            _ => self.data.extend_from_slice(data),
+/// Appends `data`, a frame of link type `link`, to `out` as Ethernet: true when it got a
+/// synthetic Ethernet header.
+fn to_ethernet(link: DataLink, data: &[u8], out: &mut Vec<u8>) -> bool {
+    let ip_ethertype = |b: Option<&u8>| match b.map(|v| v >> 4) {
+        Some(6) => [0x86, 0xdd],
+        _ => [0x08, 0x00],
+    };
+    let (src, ethertype, payload) = match link {
+        DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => (SYNTH_SRC_MAC, ip_ethertype(data.first()), data),
+        DataLink::NULL | DataLink::LOOP => {
+            // A 4-byte address family in host (NULL) or network (LOOP) order: the IP
+            // version is what matters.
+            let payload = data.get(4..).unwrap_or_default();
+            (SYNTH_SRC_MAC, ip_ethertype(payload.first()), payload)
         }
-        let len = (self.data.len() - off) as u32;
-        self.frames.push(CapFrame { ts_ns, off, len });
-    }
-
-    fn synth(&mut self, src: &[u8; 6], ethertype: [u8; 2], payload: &[u8]) {
-        self.data.extend_from_slice(&SYNTH_DST_MAC);
-        self.data.extend_from_slice(src);
-        self.data.extend_from_slice(&ethertype);
-        self.data.extend_from_slice(payload);
-        self.converted += 1;
-    }
+        DataLink::LINUX_SLL => {
+            // pkttype(2) arphrd(2) addrlen(2) addr(8) protocol(2)
+            let src = sll_addr(data.get(4..6), data.get(6..14));
+            let proto = data.get(14..16).map_or([0, 0], |p| [p[0], p[1]]);
+            (src, proto, data.get(16..).unwrap_or_default())
+        }
+        DataLink::LINUX_SLL2 => {
+            // protocol(2) reserved(2) ifindex(4) arphrd(2) pkttype(1) addrlen(1) addr(8)
+            let proto = data.get(0..2).map_or([0, 0], |p| [p[0], p[1]]);
+            let src = sll_addr(data.get(10..12).map(|_| &data[11..12]), data.get(12..20));
+            (src, proto, data.get(20..).unwrap_or_default())
+        }
+        _ => {
+            out.extend_from_slice(data);
+            return false;
+        }
+    };
+    out.extend_from_slice(&SYNTH_DST_MAC);
+    out.extend_from_slice(&src);
+    out.extend_from_slice(&ethertype);
+    out.extend_from_slice(payload);
+    true
 }
 
 /// The sender's MAC from a Linux cooked header (its address when it is 6 bytes long).

@@ -5,9 +5,12 @@
 //! more) read and counted rather than refused. Only a record longer than any capture can hold,
 //! or a file cut inside a record, ends the reading (as damage, with the frames before it kept).
 
+use std::io::Read;
+use std::path::Path;
+
 use pcap_file::DataLink;
 
-use super::{check_link, Capture, CaptureError, Truncation};
+use super::{check_link, CaptureError, OddRecords};
 
 /// The largest record accepted (libpcap's maximum snapshot length for most link types).
 pub const MAX_RECORD: u32 = 262_144;
@@ -23,75 +26,124 @@ fn u32_at(b: &[u8], at: usize, le: bool) -> u32 {
     }
 }
 
-/// Reads the records of a classic pcap file into `cap`.
-pub(super) fn read(cap: &mut Capture, bytes: &[u8]) -> Result<(), CaptureError> {
-    let bad = |reason: String| CaptureError::BadHeader { path: cap.path.clone(), format: "pcap", reason };
-    if bytes.len() < 24 {
-        return Err(bad(format!("the file ends inside the 24-byte file header ({} bytes)", bytes.len())));
-    }
-    let magic = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    let le = matches!(magic, 0xa1b2_c3d4 | 0xa1b2_3c4d);
-    let nanos = matches!(magic, 0xa1b2_3c4d | 0x4d3c_b2a1);
-    let u16_at = |at: usize| {
-        let w = [bytes[at], bytes[at + 1]];
-        if le {
-            u16::from_le_bytes(w)
-        } else {
-            u16::from_be_bytes(w)
-        }
-    };
-    let (major, minor) = (u16_at(4), u16_at(6));
-    if major != 2 {
-        return Err(bad(format!("version {major}.{minor} (pcap files are version 2)")));
-    }
-    let snaplen = u32_at(bytes, 16, le);
-    let link_field = u32_at(bytes, 20, le);
-    let link = DataLink::from(link_field & 0xffff);
-    let fcs = if link_field & FCS_PRESENT != 0 { ((link_field >> 28) * 2) as usize } else { 0 };
-    cap.link = format!("{link:?}");
-    check_link(&cap.path, link)?;
-    let per_second: u32 = if nanos { 1_000_000_000 } else { 1_000_000 };
-    let mut off = 24;
-    while off < bytes.len() {
-        let damaged = |cap: &mut Capture, reason: String| {
-            cap.truncated = Some(Truncation { after_frames: cap.frames.len(), reason });
+/// Why the records stopped before the end of the file.
+#[derive(Debug)]
+pub(super) enum RecordError {
+    /// The file is damaged there (the text says how).
+    Damage(String),
+    /// The bytes could not be read.
+    Io(std::io::Error),
+}
+
+/// The records of a classic pcap file, read one at a time.
+#[derive(Debug)]
+pub(super) struct Records {
+    le: bool,
+    snaplen: u32,
+    link: DataLink,
+    fcs: usize,
+    /// Fractions of a second per second: 10^9 (nanosecond files) or 10^6.
+    per_second: u32,
+}
+
+impl Records {
+    /// Reads the 24-byte file header.
+    pub(super) fn from_header(path: &Path, h: &[u8; 24]) -> Result<Records, CaptureError> {
+        let bad = |reason: String| CaptureError::BadHeader { path: path.into(), format: "pcap", reason };
+        let magic = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let le = matches!(magic, 0xa1b2_c3d4 | 0xa1b2_3c4d);
+        let nanos = matches!(magic, 0xa1b2_3c4d | 0x4d3c_b2a1);
+        let u16_at = |at: usize| {
+            let w = [h[at], h[at + 1]];
+            if le {
+                u16::from_le_bytes(w)
+            } else {
+                u16::from_be_bytes(w)
+            }
         };
-        if bytes.len() - off < 16 {
-            damaged(cap, "the file ends in the middle of a packet record".into());
-            break;
+        let (major, minor) = (u16_at(4), u16_at(6));
+        if major != 2 {
+            return Err(bad(format!("version {major}.{minor} (pcap files are version 2)")));
         }
-        let (sec, frac) = (u32_at(bytes, off, le), u32_at(bytes, off + 4, le));
-        let (incl, orig) = (u32_at(bytes, off + 8, le), u32_at(bytes, off + 12, le));
+        let snaplen = u32_at(h, 16, le);
+        let link_field = u32_at(h, 20, le);
+        let link = DataLink::from(link_field & 0xffff);
+        let fcs = if link_field & FCS_PRESENT != 0 { ((link_field >> 28) * 2) as usize } else { 0 };
+        check_link(path, link)?;
+        let per_second: u32 = if nanos { 1_000_000_000 } else { 1_000_000 };
+        Ok(Records { le, snaplen, link, fcs, per_second })
+    }
+
+    /// The file's link type.
+    pub(super) fn link(&self) -> DataLink {
+        self.link
+    }
+
+    /// Bytes of frame check sequence at the end of each record (the link-type field's FCS bits).
+    pub(super) fn fcs(&self) -> usize {
+        self.fcs
+    }
+
+    /// Reads the next record into `record` (replacing what it held) and returns its time in
+    /// nanoseconds; `None` at the end of the file. Odd records are counted in `odd`.
+    pub(super) fn next(
+        &mut self,
+        r: &mut dyn Read,
+        record: &mut Vec<u8>,
+        odd: &mut OddRecords,
+    ) -> Result<Option<u64>, RecordError> {
+        let mut h = [0u8; 16];
+        match fill(r, &mut h).map_err(RecordError::Io)? {
+            0 => return Ok(None),
+            16 => {}
+            _ => return Err(RecordError::Damage(CUT.into())),
+        }
+        let le = self.le;
+        let (sec, frac) = (u32_at(&h, 0, le), u32_at(&h, 4, le));
+        let (incl, orig) = (u32_at(&h, 8, le), u32_at(&h, 12, le));
         if incl > MAX_RECORD {
-            damaged(cap, format!("a record of {incl} bytes, more than the {MAX_RECORD} a record may hold"));
-            break;
+            return Err(RecordError::Damage(format!(
+                "a record of {incl} bytes, more than the {MAX_RECORD} a record may hold"
+            )));
         }
-        let Some(data) = bytes.get(off + 16..off + 16 + incl as usize) else {
-            damaged(cap, "the file ends in the middle of a packet record".into());
-            break;
-        };
-        off += 16 + incl as usize;
-        if snaplen != 0 && incl > snaplen {
-            cap.odd.over_snaplen += 1;
+        record.resize(incl as usize, 0);
+        if fill(r, record).map_err(RecordError::Io)? < incl as usize {
+            return Err(RecordError::Damage(CUT.into()));
+        }
+        if self.snaplen != 0 && incl > self.snaplen {
+            odd.over_snaplen += 1;
         }
         if orig < incl {
-            cap.odd.orig_below_incl += 1;
+            odd.orig_below_incl += 1;
         }
-        if frac >= per_second {
-            cap.odd.fraction_over_second += 1;
+        if frac >= self.per_second {
+            odd.fraction_over_second += 1;
         }
-        let frac_ns = if nanos { u64::from(frac) } else { u64::from(frac) * 1000 };
-        let ts_ns = u64::from(sec) * 1_000_000_000 + frac_ns;
-        let frame = &data[..data.len().saturating_sub(fcs)];
-        cap.push(link, ts_ns, frame);
+        let frac_ns = if self.per_second == 1_000_000_000 { u64::from(frac) } else { u64::from(frac) * 1000 };
+        Ok(Some(u64::from(sec) * 1_000_000_000 + frac_ns))
     }
-    Ok(())
+}
+
+/// What a file cut inside a record says.
+const CUT: &str = "the file ends in the middle of a packet record";
+
+/// Reads until `buf` is full or the stream ends: the bytes read.
+fn fill(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
+    use super::super::Capture;
     use super::*;
 
     /// A pcap file: little- or big-endian, micro- or nanoseconds, the given snaplen and link-type

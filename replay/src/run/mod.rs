@@ -1,14 +1,26 @@
 //! The replay driver: frames of a capture through the pipeline on N workers, paced, with
 //! operator events at capture times, to an output.
+//!
+//! A reader thread reads the capture a frame at a time and hands each worker its frames in
+//! chunks, through a queue of a few chunks per worker: memory is bounded by those
+//! queues, whatever the capture's size. An event is a message in every worker's queue, after
+//! every frame before its time; the workers meet at it, one applies it.
+//!
+//! With several workers and one output, an ordered writer merges what the workers emit back
+//! into input order. The reader hands chunks on in the order of their first frame, and tells the
+//! writer which worker owns each frame before it hands the frames on; a worker hands on what it
+//! emitted before it waits for input. So the frame the writer waits for is always in a worker's
+//! hands or queue, and that worker is never blocked on the writer: no cycle of waits.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use lb_rewrite::FrameBuf;
 use lb_sched::Timestamp;
 
-use crate::capture::{CapFrame, Capture};
+use crate::capture::{CaptureError, Source};
 use crate::pipeline::{Counters, DropReason, Outcome, OutputError, Pipeline, Worker};
 
 mod events;
@@ -146,12 +158,24 @@ pub struct RunResult {
     pub elapsed: Duration,
     /// Whether the stop flag ended the run before the capture did.
     pub stopped: bool,
+    /// Capture time from the first frame to the last one read, over every loop.
+    pub span: Duration,
+    /// Set when the capture could not be read again for another loop (the loops before it
+    /// were replayed).
+    pub input_error: Option<CaptureError>,
 }
 
 /// Headroom left in front of each frame for encapsulation.
 pub const HEADROOM: usize = 128;
 /// Largest frame handled (with room for the headers TUN adds).
 pub const MAX_FRAME: usize = 65_535 + 64;
+
+/// Input frames the reader hands a worker at a time (fewer at an event or the end).
+const CHUNK_FRAMES: usize = 256;
+/// Bytes of frames the reader hands a worker at a time (one frame more at most).
+const CHUNK_BYTES: usize = 256 << 10;
+/// Chunks a worker may have waiting before the reader waits for it.
+const CHUNK_QUEUE: usize = 4;
 
 /// Which worker a frame goes to: a symmetric hash of its flow (both directions together),
 /// frames that do not parse to worker 0.
@@ -170,132 +194,334 @@ fn worker_of(frame: &[u8], workers: usize) -> usize {
     (h.finish() % workers as u64) as usize
 }
 
-/// Replays `cap` through `pipe` to `out`. With several workers, the frames reach `out` in the
-/// order one worker would emit them (a bounded merge by input frame).
-pub fn run(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, out: &dyn Output) -> RunResult {
+/// Replays the frames of `src` through `pipe` to `out`. The capture is read as the replay goes,
+/// by a thread of its own, through bounded queues: the memory used does not depend on its size.
+/// With several workers, the frames reach `out` in the order one worker would emit them (a
+/// bounded merge by input frame).
+pub fn run<S: Source + ?Sized>(src: &mut S, pipe: &Pipeline, cfg: &RunConfig, out: &dyn Output) -> RunResult {
     let workers = cfg.workers.max(1);
     if workers == 1 {
-        return run_sinks(cap, pipe, cfg, vec![Box::new(Shared(out))]);
+        return drive(src, pipe, cfg, vec![Box::new(Shared(out))], None);
     }
-    let owners = split(cap, workers);
-    let flags: Vec<AtomicBool> = (0..workers).map(|_| AtomicBool::new(false)).collect();
-    let (sinks, writer) = ordered::ordered(workers, &flags);
+    let (sinks, writer) = ordered::ordered(workers);
     let sinks: Vec<Box<dyn Sink + '_>> = sinks.into_iter().map(|s| Box::new(s) as Box<dyn Sink>).collect();
-    let n = cap.frames.len() as u64;
-    let total = n.saturating_mul(u64::from(cfg.loops.max(1)));
+    let (owners_tx, owners_rx) = sync_channel::<Vec<u16>>(OWNER_QUEUE);
+    let (spare_tx, spare_rx) = sync_channel::<Vec<u16>>(OWNER_QUEUE + 2);
     std::thread::scope(|s| {
-        s.spawn(|| writer.run(total, |seq| usize::from(owners[(seq % n.max(1)) as usize]), out));
-        run_split(cap, pipe, cfg, sinks, &owners)
+        s.spawn(move || writer.run(owners_rx, spare_tx, out));
+        drive(src, pipe, cfg, sinks, Some((owners_tx, spare_rx)))
     })
 }
 
-/// The worker of each frame of `cap`.
-fn split(cap: &Capture, workers: usize) -> Vec<u16> {
-    cap.frames.iter().map(|f| worker_of(cap.frame(f), workers) as u16).collect()
-}
+/// The reader's end of the ordered writer's owner lists: where to send them, and the emptied
+/// ones coming back.
+type OwnerQueue = (SyncSender<Vec<u16>>, Receiver<Vec<u16>>);
 
-/// Replays `cap` through `pipe`, worker `w` sending to `sinks[w]` (one per worker).
-pub fn run_sinks<'a>(cap: &Capture, pipe: &Pipeline, cfg: &RunConfig, sinks: Vec<Box<dyn Sink + 'a>>) -> RunResult {
-    let owners = split(cap, sinks.len().max(1));
-    run_split(cap, pipe, cfg, sinks, &owners)
-}
+/// Owner lists (one per flush of the reader) queued for the ordered writer.
+const OWNER_QUEUE: usize = 2 * CHUNK_QUEUE + 2;
 
-/// [`run_sinks`] with the capture already split: frame `i` goes to worker `owners[i]`.
-fn run_split<'a>(
-    cap: &Capture,
+/// Replays `src` through `pipe`, worker `w` sending to `sinks[w]` (one per worker), each sink
+/// in the order of that worker's frames.
+pub fn run_sinks<'a, S: Source + ?Sized>(
+    src: &mut S,
     pipe: &Pipeline,
     cfg: &RunConfig,
     sinks: Vec<Box<dyn Sink + 'a>>,
-    owners: &[u16],
+) -> RunResult {
+    drive(src, pipe, cfg, sinks, None)
+}
+
+/// One input frame in a [`Chunk`].
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    /// Its sequence number over the whole replay (all loops).
+    seq: u64,
+    /// Its capture time, continued across loops.
+    ts: u64,
+    /// When it is due, relative to the start, before pacing.
+    due: u64,
+    off: u32,
+    len: u32,
+}
+
+/// Frames the reader hands one worker at a time.
+#[derive(Debug, Default)]
+struct Chunk {
+    items: Vec<Item>,
+    data: Vec<u8>,
+}
+
+/// What a worker receives.
+enum Msg {
+    Frames(Chunk),
+    /// Event `i` (of the sorted list) is due: every worker meets at it.
+    Event(usize),
+}
+
+/// The reader's end of the workers' queues.
+struct Feed {
+    tx: Vec<Option<SyncSender<Msg>>>,
+    spare: Vec<Receiver<Chunk>>,
+    partial: Vec<Chunk>,
+    /// The ordered writer's queue of owners, and its returned lists.
+    order: Option<OwnerQueue>,
+    owners: Vec<u16>,
+}
+
+impl Feed {
+    fn push(&mut self, w: usize, item: Item, frame: &[u8]) {
+        let c = &mut self.partial[w];
+        let item = Item { off: c.data.len() as u32, len: frame.len() as u32, ..item };
+        c.data.extend_from_slice(frame);
+        c.items.push(item);
+        if self.order.is_some() {
+            self.owners.push(w as u16);
+        }
+        if c.items.len() >= CHUNK_FRAMES || c.data.len() >= CHUNK_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Hands every worker what it has waiting, oldest first (see the module's note on why this
+    /// order cannot deadlock the ordered writer).
+    fn flush(&mut self) {
+        if let Some((tx, spare)) = &self.order {
+            if !self.owners.is_empty() {
+                let fresh = spare.try_recv().map(|mut v| {
+                    v.clear();
+                    v
+                });
+                let list = std::mem::replace(&mut self.owners, fresh.unwrap_or_default());
+                let _ = tx.send(list);
+            }
+        }
+        let mut ready: Vec<(u64, usize)> =
+            self.partial.iter().enumerate().filter_map(|(w, c)| c.items.first().map(|i| (i.seq, w))).collect();
+        ready.sort_unstable();
+        for (_, w) in ready {
+            let fresh = match self.spare[w].try_recv() {
+                Ok(mut c) => {
+                    c.items.clear();
+                    c.data.clear();
+                    c
+                }
+                Err(_) => Chunk { items: Vec::with_capacity(CHUNK_FRAMES), data: Vec::with_capacity(CHUNK_BYTES) },
+            };
+            let chunk = std::mem::replace(&mut self.partial[w], fresh);
+            // A worker that is gone (it panicked) takes nothing more.
+            if let Some(tx) = &self.tx[w] {
+                if tx.send(Msg::Frames(chunk)).is_err() {
+                    self.tx[w] = None;
+                }
+            }
+        }
+    }
+
+    /// Hands everything waiting on, then event `i` to every worker.
+    fn event(&mut self, i: usize) {
+        self.flush();
+        for tx in self.tx.iter_mut() {
+            if let Some(t) = tx {
+                if t.send(Msg::Event(i)).is_err() {
+                    *tx = None;
+                }
+            }
+        }
+    }
+}
+
+/// What the reader found.
+struct ReadEnd {
+    span: u64,
+    error: Option<CaptureError>,
+}
+
+/// Reads `src` (every loop) into the workers' queues, with the events at their capture times.
+fn read_into<S: Source + ?Sized>(
+    src: &mut S,
+    cfg: &RunConfig,
+    events: &[Event],
+    workers: usize,
+    feed: &mut Feed,
+    stop: &AtomicBool,
+) -> ReadEnd {
+    let loops = u64::from(cfg.loops.max(1));
+    let max_gap = cfg.max_gap.map_or(u64::MAX, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
+    let mut frame = Vec::with_capacity(MAX_FRAME);
+    let mut seq = 0u64;
+    let mut first: Option<u64> = None;
+    // The last frame of the first pass (in file order), and its due time.
+    let (mut last, mut due_end) = (0u64, 0u64);
+    let (mut span, mut due_span) = (0u64, 0u64);
+    let mut next_ev = 0usize;
+    let mut rel_end = 0u64;
+    let mut error = None;
+    'loops: for lp in 0..loops {
+        if lp > 0 {
+            if let Err(e) = src.rewind() {
+                error = Some(e);
+                break;
+            }
+            if lp == 1 {
+                // Each loop continues the clock where the last ended (plus a second), so
+                // connection timing stays monotonic; a loop is due a second after the last
+                // one's last frame (or `max_gap` if shorter).
+                span = last.saturating_sub(first.unwrap_or(0)) + 1_000_000_000;
+                due_span = due_end.saturating_add(1_000_000_000u64.min(max_gap));
+            }
+        }
+        let mut due = 0u64;
+        let mut prev = first;
+        loop {
+            if stop.load(Relaxed) {
+                break 'loops;
+            }
+            frame.clear();
+            let Some(ts0) = src.next_frame(&mut frame) else { break };
+            let first = *first.get_or_insert(ts0);
+            // When the frame is due, relative to the first, with gaps over `max_gap` cut short.
+            let p = prev.unwrap_or(first);
+            due = due.saturating_add(ts0.saturating_sub(p).min(max_gap));
+            prev = Some(p.max(ts0));
+            if lp == 0 {
+                (last, due_end) = (ts0, due);
+            }
+            let shift = lp.saturating_mul(span);
+            let rel = ts0.saturating_sub(first).saturating_add(shift);
+            rel_end = rel;
+            while next_ev < events.len() && events[next_ev].at.as_nanos() <= u128::from(rel) {
+                feed.event(next_ev);
+                next_ev += 1;
+            }
+            frame.truncate(MAX_FRAME);
+            let item = Item {
+                seq,
+                ts: ts0.saturating_add(shift),
+                due: due.saturating_add(lp.saturating_mul(due_span)),
+                off: 0,
+                len: 0,
+            };
+            feed.push(worker_of(&frame, workers), item, &frame);
+            seq += 1;
+        }
+    }
+    feed.flush();
+    // Events after the last frame are applied when the replay ends (not when it is stopped).
+    if !stop.load(Relaxed) {
+        while next_ev < events.len() {
+            feed.event(next_ev);
+            next_ev += 1;
+        }
+    }
+    ReadEnd { span: rel_end, error }
+}
+
+/// The replay: a reader thread feeding one thread per sink.
+fn drive<'a, S: Source + ?Sized>(
+    src: &mut S,
+    pipe: &Pipeline,
+    cfg: &RunConfig,
+    sinks: Vec<Box<dyn Sink + 'a>>,
+    order: Option<OwnerQueue>,
 ) -> RunResult {
     let workers = sinks.len().max(1);
-    let loops = cfg.loops.max(1);
     let mut events = cfg.events.clone();
     events.sort_by_key(|e| e.at);
-    let first = cap.frames.first().map_or(0, |f| f.ts_ns);
-    let last = cap.frames.last().map_or(0, |f| f.ts_ns);
-    // Each loop continues the clock where the last ended (plus a second), so connection
-    // timing stays monotonic.
-    let span = last.saturating_sub(first) + 1_000_000_000;
-    // When each frame is due, relative to the first, with gaps over `max_gap` cut short.
-    let max_gap = cfg.max_gap.map_or(u64::MAX, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
-    let mut due = 0u64;
-    let mut prev = first;
-    let mut lists: Vec<Vec<(u64, &CapFrame, u64)>> = vec![Vec::new(); workers];
-    for (i, (f, &w)) in cap.frames.iter().zip(owners).enumerate() {
-        due = due.saturating_add(f.ts_ns.saturating_sub(prev).min(max_gap));
-        prev = prev.max(f.ts_ns);
-        lists[usize::from(w)].push((i as u64, f, due));
-    }
-    // A loop starts a second after the last one's last frame (or `max_gap` if shorter).
-    let due_span = due.saturating_add(1_000_000_000u64.min(max_gap));
-    let frames = cap.frames.len() as u64;
     let barrier = Barrier::new(workers);
     // Each worker's current capture time: connections are expired at the earliest of them.
     let clocks: Vec<AtomicU64> = (0..workers).map(|_| AtomicU64::new(0)).collect();
     let applied = Mutex::new(Vec::new());
     let emitted = AtomicU64::new(0);
     let done = AtomicU64::new(0);
-    let total = frames.saturating_mul(u64::from(loops));
     let finished = AtomicBool::new(false);
     let never = AtomicBool::new(false);
     let stop: &AtomicBool = cfg.stop.as_deref().unwrap_or(&never);
+    let mut txs = Vec::with_capacity(workers);
+    let mut rxs = Vec::with_capacity(workers);
+    let mut spare_tx = Vec::with_capacity(workers);
+    let mut spare_rx = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, rx) = sync_channel::<Msg>(CHUNK_QUEUE);
+        let (stx, srx) = sync_channel::<Chunk>(CHUNK_QUEUE + 2);
+        txs.push(Some(tx));
+        rxs.push(rx);
+        spare_tx.push(stx);
+        spare_rx.push(srx);
+    }
+    let mut feed = Feed {
+        tx: txs,
+        spare: spare_rx,
+        partial: (0..workers).map(|_| Chunk::default()).collect(),
+        order,
+        owners: Vec::new(),
+    };
     let start = Instant::now();
-    let counters: Vec<Counters> = std::thread::scope(|s| {
+    let (counters, end): (Vec<Counters>, ReadEnd) = std::thread::scope(|s| {
         if cfg.progress {
-            s.spawn(|| progress(total, &done, &finished));
+            s.spawn(|| progress(&done, &finished));
         }
-        let handles: Vec<_> = lists
-            .iter()
+        let handles: Vec<_> = rxs
+            .into_iter()
+            .zip(spare_tx)
             .zip(sinks)
             .enumerate()
-            .map(|(wi, (list, mut sink))| {
+            .map(|(wi, ((rx, spare), mut sink))| {
                 let (barrier, applied, emitted, done, events, clocks) =
                     (&barrier, &applied, &emitted, &done, &events, &clocks);
                 s.spawn(move || {
                     let mut worker = Worker::new(pipe);
                     worker.auto_expire = false;
                     let mut buf = vec![0u8; HEADROOM + MAX_FRAME];
-                    let mut next_ev = 0usize;
                     let mut sent = 0u64;
-                    // Every worker passes every event's barriers, stopped or not, so none waits
-                    // for one that has left; a stopped replay applies no further event.
-                    let apply = |ev: &Event| {
-                        if barrier.wait().is_leader() && !stop.load(Relaxed) {
-                            let r = pipe.apply(&ev.action).map_err(|e| e.to_string());
-                            applied.lock().unwrap_or_else(|e| e.into_inner()).push((ev.at, ev.text.clone(), r));
-                        }
-                        barrier.wait();
-                    };
-                    'frames: for lp in 0..u64::from(loops) {
-                        for &(index, f, due) in list {
-                            if stop.load(Relaxed) {
-                                break 'frames;
-                            }
-                            let seq = lp.saturating_mul(frames).saturating_add(index);
-                            let rel = f.ts_ns.saturating_sub(first).saturating_add(lp.saturating_mul(span));
-                            while next_ev < events.len() && events[next_ev].at.as_nanos() <= u128::from(rel) {
-                                sink.waiting(true);
-                                apply(&events[next_ev]);
-                                sink.waiting(false);
-                                next_ev += 1;
-                            }
-                            let due = due.saturating_add(lp.saturating_mul(due_span));
-                            if let Some(wait) = pace(cfg.pacing, start, due, sent, workers) {
+                    loop {
+                        let msg = match rx.try_recv() {
+                            Ok(m) => m,
+                            Err(TryRecvError::Disconnected) => break,
+                            Err(TryRecvError::Empty) => {
+                                // Hand on what is queued before waiting: the ordered writer may
+                                // need it to let the reader go on.
                                 sink.flush();
-                                if !sleep_unless(stop, wait) {
-                                    break 'frames;
+                                match rx.recv() {
+                                    Ok(m) => m,
+                                    Err(_) => break,
                                 }
                             }
-                            let data = cap.frame(f);
-                            let ts = f.ts_ns.saturating_add(lp.saturating_mul(span));
+                        };
+                        let chunk = match msg {
+                            Msg::Event(i) => {
+                                // Every worker meets every event the reader hands on; a stopped
+                                // replay applies no further one.
+                                sink.waiting(true);
+                                if barrier.wait().is_leader() && !stop.load(Relaxed) {
+                                    let ev = &events[i];
+                                    let r = pipe.apply(&ev.action).map_err(|e| e.to_string());
+                                    applied.lock().unwrap_or_else(|e| e.into_inner()).push((ev.at, ev.text.clone(), r));
+                                }
+                                barrier.wait();
+                                sink.waiting(false);
+                                continue;
+                            }
+                            Msg::Frames(c) => c,
+                        };
+                        for it in &chunk.items {
+                            if stop.load(Relaxed) {
+                                break;
+                            }
+                            if let Some(wait) = pace(cfg.pacing, start, it.due, sent, workers) {
+                                sink.flush();
+                                if !sleep_unless(stop, wait) {
+                                    break;
+                                }
+                            }
+                            let (ts, seq) = (it.ts, it.seq);
                             clocks[wi].store(ts, Relaxed);
                             if sent % 1024 == 1023 {
                                 let min = clocks.iter().map(|c| c.load(Relaxed)).min().unwrap_or(ts);
                                 pipe.expire(Timestamp::from_nanos(min));
                             }
-                            let n = data.len().min(MAX_FRAME);
-                            buf[HEADROOM..HEADROOM + n].copy_from_slice(&data[..n]);
+                            let n = it.len as usize;
+                            let data = &chunk.data[it.off as usize..it.off as usize + n];
+                            buf[HEADROOM..HEADROOM + n].copy_from_slice(data);
                             let Some(mut fb) = FrameBuf::new(&mut buf, HEADROOM, n) else {
                                 sink.end_of_frame(seq);
                                 continue;
@@ -329,22 +555,20 @@ fn run_split<'a>(
                                 done.fetch_add(PROGRESS_STEP, Relaxed);
                             }
                         }
+                        let _ = spare.try_send(chunk);
                     }
                     sink.flush();
                     clocks[wi].store(u64::MAX, Relaxed);
-                    sink.waiting(true);
-                    while next_ev < events.len() {
-                        apply(&events[next_ev]);
-                        next_ev += 1;
-                    }
-                    sink.waiting(false);
+                    drop(sink);
                     worker.counters
                 })
             })
             .collect();
+        let end = read_into(src, cfg, &events, workers, &mut feed, stop);
+        drop(feed);
         let counters = handles.into_iter().map(|h| h.join().unwrap_or_default()).collect();
         finished.store(true, Relaxed);
-        counters
+        (counters, end)
     });
     let mut merged = Counters::default();
     for c in &counters {
@@ -358,6 +582,8 @@ fn run_split<'a>(
         events: applied,
         elapsed: start.elapsed(),
         stopped: stop.load(Relaxed),
+        span: Duration::from_nanos(end.span),
+        input_error: end.error,
     }
 }
 
@@ -367,11 +593,12 @@ const PROGRESS_STEP: u64 = 64;
 /// The progress bar on standard error: shown once the replay has run for a second, refreshed by
 /// time (indicatif draws at most 20 times a second) from the workers' shared count, cleared at
 /// the end.
-fn progress(total: u64, done: &AtomicU64, finished: &AtomicBool) {
-    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::hidden());
+fn progress(done: &AtomicU64, finished: &AtomicBool) {
+    // The capture is read as the replay goes: how many frames it holds is not known ahead.
+    let bar = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::hidden());
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames {per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template("{spinner} {pos} frames {per_sec} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     let start = Instant::now();
     let mut shown = false;
@@ -381,7 +608,7 @@ fn progress(total: u64, done: &AtomicU64, finished: &AtomicBool) {
             bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
             shown = true;
         }
-        bar.set_position(done.load(Relaxed).min(total));
+        bar.set_position(done.load(Relaxed));
     }
     bar.finish_and_clear();
 }

@@ -5,15 +5,10 @@
 //!
 //! Memory is bounded by the queues (`QUEUE` batches of at most `BATCH` input frames per
 //! worker). A worker that runs ahead waits for the writer; the writer waits for the worker that
-//! owns the next frame. The one exception: when that worker is waiting at an event's barrier for
-//! the others, and a capture whose time runs backwards has left another worker blocked on its
-//! full queue, the writer holds that worker's batches aside (in memory) so it can reach the
-//! barrier too.
+//! owns the next frame, as the reader's owner lists say (see the driver's note on why no cycle
+//! of waits can form).
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
-use std::time::Duration;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use super::{Output, Sink};
 use crate::pipeline::OutputError;
@@ -42,18 +37,16 @@ impl Batch {
 }
 
 /// A worker's end: collects the frames of each input frame, sends them in batches.
-pub(super) struct OrderedSink<'a> {
+pub(super) struct OrderedSink {
     tx: SyncSender<Batch>,
     /// Emptied batches coming back from the writer, to be reused.
     spare: Receiver<Batch>,
     batch: Batch,
     /// Output frames emitted for the input frame in hand.
     pending: u32,
-    /// Set while the worker waits at an event's barrier.
-    at_barrier: &'a AtomicBool,
 }
 
-impl OrderedSink<'_> {
+impl OrderedSink {
     fn send_batch(&mut self) {
         if self.batch.inputs.is_empty() {
             return;
@@ -71,7 +64,7 @@ impl OrderedSink<'_> {
     }
 }
 
-impl Sink for OrderedSink<'_> {
+impl Sink for OrderedSink {
     fn send(&mut self, ts_ns: u64, frame: &[u8]) -> Result<(), OutputError> {
         self.batch.frames.push((ts_ns, frame.len() as u32));
         self.batch.data.extend_from_slice(frame);
@@ -95,11 +88,10 @@ impl Sink for OrderedSink<'_> {
         if at_barrier {
             self.send_batch();
         }
-        self.at_barrier.store(at_barrier, Relaxed);
     }
 }
 
-impl Drop for OrderedSink<'_> {
+impl Drop for OrderedSink {
     fn drop(&mut self) {
         self.send_batch();
     }
@@ -108,63 +100,70 @@ impl Drop for OrderedSink<'_> {
 /// The writer's end of one worker.
 struct Lane {
     rx: Receiver<Batch>,
-    /// Batches taken early (see the module's note), oldest first.
-    held: VecDeque<Batch>,
     /// The batch being read: its next input and output frame.
     current: Option<(Batch, usize, usize, usize)>,
     done: bool,
 }
 
 /// The writer: every worker's queue, and who owns which sequence number.
-pub(super) struct Writer<'a> {
+pub(super) struct Writer {
     lanes: Vec<Lane>,
     spare: Vec<SyncSender<Batch>>,
-    at_barrier: &'a [AtomicBool],
 }
 
 /// The sinks for `workers` workers and the writer that merges them.
-pub(super) fn ordered(workers: usize, at_barrier: &[AtomicBool]) -> (Vec<OrderedSink<'_>>, Writer<'_>) {
+pub(super) fn ordered(workers: usize) -> (Vec<OrderedSink>, Writer) {
     let mut sinks = Vec::with_capacity(workers);
     let mut lanes = Vec::with_capacity(workers);
     let mut spare = Vec::with_capacity(workers);
-    for flag in at_barrier.iter().take(workers) {
+    for _ in 0..workers {
         let (tx, rx) = sync_channel(QUEUE);
         let (stx, srx) = sync_channel(QUEUE + 2);
-        sinks.push(OrderedSink { tx, spare: srx, batch: Batch::default(), pending: 0, at_barrier: flag });
-        lanes.push(Lane { rx, held: VecDeque::new(), current: None, done: false });
+        sinks.push(OrderedSink { tx, spare: srx, batch: Batch::default(), pending: 0 });
+        lanes.push(Lane { rx, current: None, done: false });
         spare.push(stx);
     }
-    (sinks, Writer { lanes, spare, at_barrier })
+    (sinks, Writer { lanes, spare })
 }
 
-impl Writer<'_> {
-    /// Writes every frame the workers emit, in sequence order: sequence number `s` belongs to
-    /// worker `owner(s)`, for `s` in `0..total`. Returns when every worker is done.
-    pub(super) fn run(mut self, total: u64, owner: impl Fn(u64) -> usize, out: &dyn Output) {
-        for seq in 0..total {
-            let w = owner(seq);
-            // The next input frame of worker `w` must be `seq`; a worker that stopped early has
-            // none, and its remaining sequence numbers are passed over.
-            while let Some((b, input, frame, offset)) = self.next_input(w) {
-                let (s, n) = b.inputs[input];
-                if s > seq {
-                    break;
-                }
-                let (mut frame, mut offset) = (frame, offset);
-                for &(ts, len) in &b.frames[frame..frame + n as usize] {
-                    out.send(ts, &b.data[offset..offset + len as usize]);
-                    offset += len as usize;
-                    frame += 1;
-                }
-                self.advance(w, frame, offset);
-                if s == seq {
-                    break;
-                }
+impl Writer {
+    /// Writes every frame the workers emit, in sequence order: `owners` gives the worker of
+    /// each sequence number in turn, from 0, in lists (handed back on `spare` to be reused).
+    /// Returns when the owner lists end and every worker is done.
+    pub(super) fn run(mut self, owners: Receiver<Vec<u16>>, spare: SyncSender<Vec<u16>>, out: &dyn Output) {
+        let mut seq = 0u64;
+        while let Ok(list) = owners.recv() {
+            for &w in &list {
+                self.write(seq, usize::from(w), out);
+                seq += 1;
             }
+            let _ = spare.try_send(list);
         }
         // Whatever is left (nothing, unless a worker misnumbered) is drained so no worker waits.
         for lane in &mut self.lanes {
             while lane.rx.recv().is_ok() {}
+        }
+    }
+
+    /// Writes what input frame `seq`, of worker `w`, emitted.
+    fn write(&mut self, seq: u64, w: usize, out: &dyn Output) {
+        // The next input frame of worker `w` must be `seq`; a worker that stopped early has
+        // none, and its remaining sequence numbers are passed over.
+        while let Some((b, input, frame, offset)) = self.next_input(w) {
+            let (s, n) = b.inputs[input];
+            if s > seq {
+                break;
+            }
+            let (mut frame, mut offset) = (frame, offset);
+            for &(ts, len) in &b.frames[frame..frame + n as usize] {
+                out.send(ts, &b.data[offset..offset + len as usize]);
+                offset += len as usize;
+                frame += 1;
+            }
+            self.advance(w, frame, offset);
+            if s == seq {
+                break;
+            }
         }
     }
 
@@ -183,11 +182,7 @@ impl Writer<'_> {
             if lane.done {
                 return None;
             }
-            let next = match lane.held.pop_front() {
-                Some(b) => Some(b),
-                None => self.receive(w),
-            };
-            match next {
+            match self.lanes[w].rx.recv().ok() {
                 Some(b) => self.lanes[w].current = Some((b, 0, 0, 0)),
                 None => {
                     self.lanes[w].done = true;
@@ -207,34 +202,22 @@ impl Writer<'_> {
             *o = offset;
         }
     }
-
-    /// The next batch of worker `w`, waiting for it; `None` when the worker has finished.
-    fn receive(&mut self, w: usize) -> Option<Batch> {
-        loop {
-            match self.lanes[w].rx.recv_timeout(Duration::from_millis(20)) {
-                Ok(b) => return Some(b),
-                Err(RecvTimeoutError::Disconnected) => return None,
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.at_barrier[w].load(Relaxed) {
-                        // `w` waits for the others at an event: let them all move.
-                        for (i, lane) in self.lanes.iter_mut().enumerate() {
-                            if i != w {
-                                while let Ok(b) = lane.rx.try_recv() {
-                                    lane.held.push_back(b);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    /// The owner lists of `0..total`, in lists of 100, as the reader hands them to the writer.
+    fn owner_lists(total: u64, owner: impl Fn(u64) -> usize) -> Receiver<Vec<u16>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let all: Vec<u16> = (0..total).map(|s| owner(s) as u16).collect();
+        for list in all.chunks(100) {
+            tx.send(list.to_vec()).unwrap();
+        }
+        rx
+    }
 
     #[derive(Default)]
     struct Collect(Mutex<Vec<(u64, Vec<u8>)>>);
@@ -251,8 +234,7 @@ mod tests {
     fn frames_come_out_in_sequence_order() {
         const TOTAL: u64 = 5_000;
         let owner = |s: u64| (s * 7 % 3) as usize;
-        let flags: Vec<AtomicBool> = (0..3).map(|_| AtomicBool::new(false)).collect();
-        let (sinks, writer) = ordered(3, &flags);
+        let (sinks, writer) = ordered(3);
         let out = Collect::default();
         std::thread::scope(|s| {
             for (w, mut sink) in sinks.into_iter().enumerate() {
@@ -268,7 +250,7 @@ mod tests {
                     }
                 });
             }
-            writer.run(TOTAL, owner, &out);
+            writer.run(owner_lists(TOTAL, owner), sync_channel(1).0, &out);
         });
         let got = out.0.into_inner().unwrap();
         let want: Vec<(u64, Vec<u8>)> =
@@ -280,8 +262,7 @@ mod tests {
     /// A worker that stops early (its sink dropped) leaves gaps the writer passes over.
     #[test]
     fn a_worker_that_stops_early_does_not_hold_up_the_others() {
-        let flags: Vec<AtomicBool> = (0..2).map(|_| AtomicBool::new(false)).collect();
-        let (mut sinks, writer) = ordered(2, &flags);
+        let (mut sinks, writer) = ordered(2);
         let out = Collect::default();
         let mut s1 = sinks.pop().unwrap();
         let mut s0 = sinks.pop().unwrap();
@@ -298,7 +279,7 @@ mod tests {
                     s1.end_of_frame(seq);
                 }
             });
-            writer.run(100, |q| (q % 2) as usize, &out);
+            writer.run(owner_lists(100, |q| (q % 2) as usize), sync_channel(1).0, &out);
         });
         let got: Vec<u64> = out.0.into_inner().unwrap().iter().map(|f| f.0).collect();
         let want: Vec<u64> = (0..100).filter(|q| q % 2 == 0 || *q < 20).collect();

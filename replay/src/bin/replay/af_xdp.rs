@@ -12,7 +12,7 @@ mod real {
     use std::time::Duration;
 
     use anyhow::Result;
-    use lb_replay::capture::Capture;
+    use lb_replay::capture::CaptureReader;
     use lb_replay::pipeline::{OutputError, Pipeline};
     use lb_replay::report::OutputReport;
     use lb_replay::run::{run_sinks, RunConfig, RunResult, Sink};
@@ -89,7 +89,7 @@ mod real {
     pub fn run(
         iface: &str,
         sizes: Sizes,
-        cap: &Capture,
+        cap: &mut CaptureReader,
         pipe: &Pipeline,
         rc: &RunConfig,
     ) -> Result<(RunResult, OutputReport)> {
@@ -117,7 +117,7 @@ mod stub {
     use std::net::IpAddr;
 
     use anyhow::{bail, Result};
-    use lb_replay::capture::Capture;
+    use lb_replay::capture::CaptureReader;
     use lb_replay::pipeline::Pipeline;
     use lb_replay::report::OutputReport;
     use lb_replay::run::{RunConfig, RunResult};
@@ -150,7 +150,7 @@ mod stub {
     pub fn run(
         iface: &str,
         _sizes: Sizes,
-        _cap: &Capture,
+        _cap: &mut CaptureReader,
         _pipe: &Pipeline,
         _rc: &RunConfig,
     ) -> Result<(RunResult, OutputReport)> {

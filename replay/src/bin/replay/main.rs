@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::{CommandFactory, Parser};
-use lb_replay::capture::{same_file, Capture, PcapOut};
+use lb_replay::capture::{same_file, CaptureReader, PcapOut};
 use lb_replay::config::{check_unicast_mac, parse_mac, parse_mode};
 use lb_replay::pipeline::{Action, Pipeline, PipelineConfig};
 use lb_replay::report::Report;
@@ -293,10 +293,15 @@ fn real_main() -> Result<ExitCode> {
         None => anyhow::anyhow!("{e}"),
     })?;
 
-    let (cap, file) = match &cli.input {
-        Some(p) if p == Path::new("-") => (Capture::open(p)?, "<standard input>".to_string()),
-        Some(p) => (Capture::open(p)?, p.display().to_string()),
-        None => (Capture::from_bytes(Path::new("<bundled sample>"), SAMPLE)?, "<bundled sample>".to_string()),
+    let (mut cap, file) = match &cli.input {
+        Some(p) if p == Path::new("-") => {
+            if cli.loops > 1 {
+                bail!("--loop {}: standard input can be read only once; give the capture as a file", cli.loops);
+            }
+            (CaptureReader::open(p)?, "<standard input>".to_string())
+        }
+        Some(p) => (CaptureReader::open(p)?, p.display().to_string()),
+        None => (CaptureReader::from_bytes(Path::new("<bundled sample>"), SAMPLE)?, "<bundled sample>".to_string()),
     };
     let pacing = if cli.topspeed {
         Pacing::Topspeed
@@ -312,19 +317,6 @@ fn real_main() -> Result<ExitCode> {
         }
         Pacing::Capture(m)
     };
-    // An event after the capture's last packet is applied when the replay ends: say so.
-    let first = cap.frames.first().map_or(0, |f| f.ts_ns);
-    let span = cap.frames.last().map_or(0, |f| f.ts_ns).saturating_sub(first);
-    // Each loop continues the clock a second after the last one ended (run.rs).
-    let total = (span + 1_000_000_000).saturating_mul(u64::from(cli.loops - 1)).saturating_add(span);
-    for ev in &rc_events_after(&events, total) {
-        eprintln!(
-            "replay: warning: --at {:?} is {:.3} s after the first packet, after the capture's last one ({:.3} s): it is applied when the replay ends",
-            ev.text,
-            ev.at.as_secs_f64(),
-            total as f64 / 1e9
-        );
-    }
     let rc = RunConfig {
         events,
         pacing,
@@ -345,16 +337,29 @@ fn real_main() -> Result<ExitCode> {
     let mut xdp_report = None;
     let res = match &cli.iface {
         Some(iface) => {
-            let (res, out) = af_xdp::run(iface, xdp_sizes, &cap, &pipe, &rc)?;
+            let (res, out) = af_xdp::run(iface, xdp_sizes, &mut cap, &pipe, &rc)?;
             xdp_report = Some(out);
             res
         }
-        None => run(&cap, &pipe, &rc, out),
+        None => run(&mut cap, &pipe, &rc, out),
     };
+    // An event after the capture's last packet was applied when the replay ended: say so. (The
+    // capture is read as the replay goes, so this is known only now.)
+    if !res.stopped {
+        let total = res.span;
+        for ev in rc.events.iter().filter(|e| e.at > total) {
+            eprintln!(
+                "replay: warning: --at {:?} is {:.3} s after the first packet, after the capture's last one ({:.3} s): it was applied when the replay ended",
+                ev.text,
+                ev.at.as_secs_f64(),
+                total.as_secs_f64()
+            );
+        }
+    }
     if let Some(p) = pcap {
         p.finish().map_err(anyhow::Error::msg)?;
     }
-    let report = Report::new(&cap, &file, cli.loops, &pipe, &res);
+    let report = Report::new(cap.info(), &file, cli.loops, &pipe, &res);
     let mut report = report;
     if let Some(o) = xdp_report {
         report.output = Some(o);
@@ -382,7 +387,11 @@ fn real_main() -> Result<ExitCode> {
     }
     // The replay ran, but not all of it as asked: exit 3, saying why.
     let mut incomplete = false;
-    if let Some(t) = &cap.truncated {
+    if let Some(e) = &res.input_error {
+        eprintln!("replay: {e}: the loops after the first stopped there");
+        incomplete = true;
+    }
+    if let Some(t) = &cap.info().truncated {
         eprintln!("replay: {file} is damaged after frame {}: {}", t.after_frames, t.reason);
         incomplete = true;
     }
@@ -410,9 +419,4 @@ fn stop_on_signals() -> Result<(Arc<AtomicBool>, Arc<AtomicUsize>)> {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
     Ok((stop, status))
-}
-
-/// The events whose time is after `total_ns`, the capture's last packet (all loops).
-fn rc_events_after(events: &[lb_replay::run::Event], total_ns: u64) -> Vec<lb_replay::run::Event> {
-    events.iter().filter(|e| e.at.as_nanos() > u128::from(total_ns)).cloned().collect()
 }

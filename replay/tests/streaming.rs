@@ -1,0 +1,165 @@
+//! Captures are read as a stream: the frames a [`CaptureReader`] gives are those an independent
+//! reader (pcap-file's own, over the whole file in memory) finds, again on every loop; and a
+//! capture far larger than replay's buffers replays in the same memory as a small one.
+
+#![cfg(feature = "cli")]
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+
+use lb_replay::capture::{CaptureReader, Source};
+use support::*;
+
+/// Every frame of a source: (timestamp, bytes).
+fn drain(src: &mut dyn Source) -> Vec<(u64, Vec<u8>)> {
+    let mut v = Vec::new();
+    let mut buf = Vec::new();
+    while let Some(ts) = src.next_frame(&mut buf) {
+        v.push((ts, std::mem::take(&mut buf)));
+    }
+    v
+}
+
+/// pcap-file's classic reader over the whole file.
+fn reference_pcap(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    let mut r = pcap_file::pcap::PcapReader::new(bytes).unwrap();
+    let mut v = Vec::new();
+    while let Some(p) = r.next_packet() {
+        let Ok(p) = p else { break };
+        v.push((p.timestamp().as_nanos() as u64, p.data().to_vec()));
+    }
+    v
+}
+
+#[test]
+fn streamed_frames_are_what_an_independent_reader_finds_on_every_loop() {
+    for name in ["dpkt-http.pcap", "dpkt-nb6-http.pcap", "443-curl.pcap", "6in4tunnel.pcap", "dpkt-http-vlan.pcap"] {
+        let path = bundled_pcap(name);
+        let want = reference_pcap(&std::fs::read(&path).unwrap());
+        assert!(want.len() > 5, "{name}");
+        let mut r = CaptureReader::open(&path).unwrap();
+        assert_eq!(drain(&mut r), want, "{name}, first pass");
+        assert_eq!(r.info().frames, want.len() as u64, "{name}");
+        assert_eq!((r.info().format, r.info().link.as_str()), ("pcap", "ETHERNET"), "{name}");
+        r.rewind().unwrap();
+        assert_eq!(drain(&mut r), want, "{name}, second pass");
+        assert_eq!(r.info().frames, want.len() as u64, "{name}: the counts are of one pass");
+    }
+}
+
+/// A pcapng file written by pcap-file's writer (two interfaces, raw IP on the second) reads back
+/// frame for frame, with the raw IP frames given an Ethernet header.
+#[test]
+fn pcapng_streams_with_its_interfaces() {
+    use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+    use pcap_file::pcapng::PcapNgWriter;
+    use pcap_file::DataLink;
+    use std::borrow::Cow;
+    use std::time::Duration;
+
+    let eth = tcp("198.51.100.7", 1000, "192.0.2.10", 80, SYN, b"");
+    let ip = eth[14..].to_vec();
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    for link in [DataLink::ETHERNET, DataLink::RAW] {
+        w.write_pcapng_block(InterfaceDescriptionBlock { linktype: link, snaplen: 0, options: vec![] }).unwrap();
+    }
+    let n = 3000u64;
+    for i in 0..n {
+        let (iface, data) = if i % 3 == 0 { (1, &ip) } else { (0, &eth) };
+        let block = EnhancedPacketBlock {
+            interface_id: iface,
+            timestamp: Duration::from_micros(1_000_000 + i),
+            original_len: data.len() as u32,
+            data: Cow::Borrowed(data),
+            options: vec![],
+        };
+        w.write_pcapng_block(block).unwrap();
+    }
+    let bytes = w.into_inner();
+    let mut r = CaptureReader::from_bytes(Path::new("two.pcapng"), bytes).unwrap();
+    let got = drain(&mut r);
+    assert_eq!(got.len() as u64, n);
+    for (i, (ts, f)) in got.iter().enumerate() {
+        assert_eq!(*ts, (1_000_000 + i as u64) * 1000);
+        if i % 3 == 0 {
+            assert_eq!(&f[14..], &ip[..], "frame {i}: the IP packet behind a synthetic header");
+            assert_eq!(&f[12..14], &[0x08, 0x00]);
+        } else {
+            assert_eq!(f, &eth, "frame {i}");
+        }
+    }
+    assert_eq!(r.info().format, "pcapng");
+    assert_eq!(r.info().link, "ETHERNET,RAW");
+    assert_eq!(r.info().converted, n.div_ceil(3));
+    assert!(r.info().truncated.is_none());
+}
+
+/// Standard input can be read once: `--loop 2` with `-` is refused before anything runs.
+#[test]
+fn looping_standard_input_is_refused() {
+    let (code, _, err) =
+        replay(&["--mode", "dr", "--vip", "any", "--backend", "10.0.0.1,mac=02:00:00:00:01:01", "--loop", "2", "-"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("standard input can be read only once"), "{err}");
+}
+
+/// A capture of 256 MiB (180,000 full-size frames over 500 connections) replays, every frame,
+/// in less than 64 MiB: the memory does not follow the capture's size (it was read whole, then
+/// copied, before).
+#[test]
+fn a_large_capture_replays_in_bounded_memory() {
+    if !available("/proc/self/status (Linux), for the peak memory", Path::new("/proc/self/status").exists()) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("lbkit-stream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("large.pcap");
+    let payload = vec![0x5a_u8; 1400];
+    let syns: Vec<Vec<u8>> = (0..500u16).map(|c| tcp("198.51.100.7", 10_000 + c, "192.0.2.10", 80, SYN, b"")).collect();
+    let frames: Vec<Vec<u8>> =
+        (0..500u16).map(|c| tcp("198.51.100.7", 10_000 + c, "192.0.2.10", 80, ACK, &payload)).collect();
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    w.write_all(&pcap(&[])).unwrap();
+    let total = (256u64 << 20) / (16 + frames[0].len() as u64) + 500;
+    for i in 0..total {
+        // Each connection's SYN, then its data.
+        let f = if i < 500 { &syns[i as usize] } else { &frames[(i % 500) as usize] };
+        let ts = 1_000_000_000_000 + i * 1000;
+        w.write_all(&((ts / 1_000_000_000) as u32).to_le_bytes()).unwrap();
+        w.write_all(&((ts % 1_000_000_000) as u32).to_le_bytes()).unwrap();
+        w.write_all(&(f.len() as u32).to_le_bytes()).unwrap();
+        w.write_all(&(f.len() as u32).to_le_bytes()).unwrap();
+        w.write_all(f).unwrap();
+    }
+    w.into_inner().unwrap().sync_all().unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size >= 255 << 20, "{size}");
+    for workers in ["1", "2"] {
+        let v = json(&[
+            "--mode",
+            "dr",
+            "--vip",
+            "192.0.2.10:80",
+            "--backend",
+            "10.0.0.1,mac=02:00:00:00:01:01",
+            "--backend",
+            "10.0.0.2,mac=02:00:00:00:01:02",
+            "--topspeed",
+            "--json",
+            "--workers",
+            workers,
+            "--out",
+            "/dev/null",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(n(&v, "capture.frames"), total, "{workers} workers");
+        assert_eq!(n(&v, "packets.read"), total);
+        assert_eq!(n(&v, "packets.forwarded"), total, "{v}");
+        let peak = n(&v, "peak_rss_bytes");
+        assert!(peak < 64 << 20, "{workers} workers: peak memory {} MiB for a {} MiB capture", peak >> 20, size >> 20);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
