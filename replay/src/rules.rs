@@ -21,6 +21,9 @@ use lb_sched::{ForwardMethod, Protocol, SchedFlags};
 
 use crate::config::{Backend, ServiceSpec, Vip};
 
+mod line_error;
+pub use line_error::LineError;
+
 /// A rules file that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RulesError {
@@ -39,14 +42,15 @@ pub enum RulesError {
         path: PathBuf,
     },
     /// A line is malformed or asks for something unsupported.
-    #[error("{path}:{line}: {message}")]
+    #[error("{path}:{line}: {error}")]
     Line {
         /// The file.
         path: PathBuf,
         /// 1-based line number.
         line: usize,
-        /// What is wrong.
-        message: String,
+        /// What is wrong. Shown in this error's text, so not its `source()` (which would show it
+        /// twice in an error chain).
+        error: LineError,
     },
 }
 
@@ -86,7 +90,7 @@ fn parse_with_services(
         if line.is_empty() {
             continue;
         }
-        let err = |message: String| RulesError::Line { path: path.to_path_buf(), line: i + 1, message };
+        let err = |error| RulesError::Line { path: path.to_path_buf(), line: i + 1, error };
         parse_line(line, &mut services, registry, services_db).map_err(err)?;
     }
     if services.is_empty() {
@@ -115,12 +119,13 @@ fn service_port(db: &str, name: &str, proto: Protocol) -> Option<u16> {
 /// `ADDR:NAME` as `ipvsadm-save` without `-n` writes it (a service name for the port) resolved
 /// through the services database; `Ok(None)` when `v` is not of that form (a numeric port, or no
 /// port: the caller parses it). A host name instead of an address is refused: replay does not
-/// look names up.
+/// look names up. `opt` names the option in errors.
 fn split_addr_port(
+    opt: &str,
     v: &str,
     proto: Protocol,
     services_db: &dyn Fn() -> Option<String>,
-) -> Result<Option<(std::net::IpAddr, Option<u16>)>, String> {
+) -> Result<Option<(std::net::IpAddr, Option<u16>)>, LineError> {
     if let Ok(sa) = v.parse::<SocketAddr>() {
         return Ok(Some((sa.ip(), Some(sa.port()))));
     }
@@ -139,17 +144,22 @@ fn split_addr_port(
         }
     };
     let Ok(ip) = host.parse::<std::net::IpAddr>() else {
-        return Err(format!("{host:?} is a host name; replay reads addresses: write the rules with `ipvsadm-save -n`"));
+        return Err(LineError::HostName { option: opt.to_string(), value: v.to_string(), host: host.to_string() });
     };
     let Some(port) = port else { return Ok(Some((ip, None))) };
     if let Ok(n) = port.parse::<u16>() {
         return Ok(Some((ip, Some(n))));
     }
-    let db = services_db().ok_or_else(|| {
-        format!("{port:?} is a service name and there is no /etc/services to look it up: write the rules with `ipvsadm-save -n`")
+    let db = services_db().ok_or_else(|| LineError::NoServicesDatabase {
+        option: opt.to_string(),
+        value: v.to_string(),
+        service: port.to_string(),
     })?;
-    let n = service_port(&db, port, proto).ok_or_else(|| {
-        format!("{port:?} is not a port number nor a {proto} service in /etc/services: write the rules with `ipvsadm-save -n`")
+    let n = service_port(&db, port, proto).ok_or_else(|| LineError::UnknownService {
+        option: opt.to_string(),
+        value: v.to_string(),
+        service: port.to_string(),
+        proto,
     })?;
     Ok(Some((ip, Some(n))))
 }
@@ -159,7 +169,7 @@ fn parse_line(
     services: &mut Vec<ServiceSpec>,
     registry: &Registry,
     services_db: &dyn Fn() -> Option<String>,
-) -> Result<(), String> {
+) -> Result<(), LineError> {
     let toks: Vec<&str> = line.split_whitespace().collect();
     let mut it = toks.iter().copied().peekable();
     let cmd = it.next().unwrap_or_default();
@@ -167,10 +177,8 @@ fn parse_line(
         "-A" | "--add-service" => true,
         "-a" | "--add-server" => false,
         "-E" | "--edit-service" | "-e" | "--edit-server" | "-D" | "--delete-service" | "-d" | "--delete-server"
-        | "-C" | "--clear" => {
-            return Err(format!("{cmd:?} is not part of ipvsadm-save output; only -A and -a lines are replayed"))
-        }
-        other => return Err(format!("expected -A or -a at the start of the line, found {other:?}")),
+        | "-C" | "--clear" => return Err(LineError::NotSaveOutput { command: cmd.to_string() }),
+        other => return Err(LineError::ExpectedCommand { found: other.to_string() }),
     };
     let mut vip: Option<Vip> = None;
     let mut spec = ServiceSpec::new(Vip::Any { v6: false });
@@ -183,29 +191,28 @@ fn parse_line(
     // ipvsadm-save writes -t / -u before -r.
     let mut service_proto = Protocol::Tcp;
     while let Some(opt) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| format!("{opt} needs a {name}"));
+        let mut value = |expected: &'static str| {
+            it.next().ok_or_else(|| LineError::MissingValue { option: opt.to_string(), expected })
+        };
         match opt {
             "-t" | "--tcp-service" | "-u" | "--udp-service" => {
                 let v = value("VIP:PORT")?;
                 let proto = if opt == "-t" || opt == "--tcp-service" { Protocol::Tcp } else { Protocol::Udp };
-                let (ip, port) = split_addr_port(v, proto, services_db)
-                    .map_err(|e| format!("{opt} {v:?}: {e}"))?
-                    .ok_or_else(|| format!("{opt} {v:?}: expected VIP:PORT ([V6]:PORT)"))?;
-                let port = port.ok_or_else(|| format!("{opt} {v:?}: expected VIP:PORT ([V6]:PORT)"))?;
+                let expected_vip_port = || LineError::ExpectedVipPort { option: opt.to_string(), value: v.to_string() };
+                let (ip, port) = split_addr_port(opt, v, proto, services_db)?.ok_or_else(expected_vip_port)?;
+                let port = port.ok_or_else(expected_vip_port)?;
                 vip = Some(Vip::Addr { proto: Some(proto), addr: SocketAddr::new(ip, port) });
                 service_proto = proto;
             }
-            "-f" | "--fwmark-service" => {
-                return Err("fwmark services are not supported (replay --vip any is the catch-all service)".into())
-            }
-            "--sctp-service" => return Err("SCTP services are not supported".into()),
+            "-f" | "--fwmark-service" => return Err(LineError::FwmarkService),
+            "--sctp-service" => return Err(LineError::SctpService),
             "-s" | "--scheduler" if adding_service => {
                 let v = value("scheduler")?;
-                registry.get(v).map_err(|e| e.to_string())?;
+                registry.get(v).map_err(LineError::UnknownScheduler)?;
                 spec.sched = v.to_string();
             }
             "-b" | "--sched-flags" if adding_service => {
-                spec.flags = SchedFlags::parse(value("flag list")?).map_err(|e| e.to_string())?;
+                spec.flags = SchedFlags::parse(value("flag list")?).map_err(LineError::UnknownSchedFlag)?;
             }
             "-p" | "--persistent" if adding_service => {
                 let mut p = Persistence::default();
@@ -219,11 +226,10 @@ fn parse_line(
             "-o" | "--ops" if adding_service => spec.one_packet = true,
             "-r" | "--real-server" if !adding_service => {
                 let v = value("RIP[:PORT]")?;
-                let (addr, port) =
-                    match split_addr_port(v, service_proto, services_db).map_err(|e| format!("-r {v:?}: {e}"))? {
-                        Some(ap) => ap,
-                        None => crate::config::parse_addr_port(v).map_err(|e| format!("-r: {e}"))?,
-                    };
+                let (addr, port) = match split_addr_port("-r", v, service_proto, services_db)? {
+                    Some(ap) => ap,
+                    None => crate::config::parse_addr_port(v).map_err(LineError::RealServerAddress)?,
+                };
                 let mut b = Backend::new(addr);
                 b.port = port;
                 backend = Some(b);
@@ -237,15 +243,19 @@ fn parse_line(
             "--tun-type" if !adding_service => tun_type = Some(value("tunnel type")?),
             "--tun-port" if !adding_service => {
                 let v = value("port")?;
-                tun_port = Some(v.parse().map_err(|_| format!("--tun-port {v:?} is not a port"))?);
+                tun_port = Some(v.parse().map_err(|_| LineError::BadTunPort { value: v.to_string() })?);
             }
             other => {
-                let what = if adding_service { "a service (-A)" } else { "a real server (-a)" };
-                return Err(format!("option {other:?} is not supported for {what}"));
+                let option = other.to_string();
+                return Err(if adding_service {
+                    LineError::UnsupportedServiceOption { option }
+                } else {
+                    LineError::UnsupportedServerOption { option }
+                });
             }
         }
     }
-    let vip = vip.ok_or("missing the service address (-t VIP:PORT or -u VIP:PORT)")?;
+    let vip = vip.ok_or(LineError::MissingServiceAddress)?;
     if adding_service {
         if let Some(m) = netmask {
             let p = spec.persistence.get_or_insert_with(Persistence::default);
@@ -258,64 +268,56 @@ fn parse_line(
             }
         }
         if services.iter().any(|s| s.vip == vip) {
-            return Err(format!("service {vip} is defined twice"));
+            return Err(LineError::DuplicateService { vip });
         }
         spec.vip = vip;
         services.push(spec);
         return Ok(());
     }
-    let mut b = backend.ok_or("missing the real server (-r RIP[:PORT])")?;
+    let mut b = backend.ok_or(LineError::MissingRealServer)?;
     b.fwd = Some(fwd.unwrap_or(ForwardMethod::DirectRoute));
     b.weight = weight.unwrap_or(1);
     b.u_threshold = upper.unwrap_or(0);
     b.l_threshold = lower.unwrap_or(0);
     match (tun_type, b.fwd) {
         (None | Some("ipip"), _) => {}
-        (Some("gue"), Some(ForwardMethod::Tunnel)) => {
-            b.gue_port = Some(tun_port.ok_or("--tun-type gue needs --tun-port PORT")?)
-        }
-        (Some("gue"), _) => return Err("--tun-type gue needs the tunnel method (-i)".into()),
-        (Some(other), _) => return Err(format!("tunnel type {other:?} is not supported (ipip or gue)")),
+        (Some("gue"), Some(ForwardMethod::Tunnel)) => b.gue_port = Some(tun_port.ok_or(LineError::GueWithoutPort)?),
+        (Some("gue"), _) => return Err(LineError::GueWithoutTunnel),
+        (Some(other), _) => return Err(LineError::UnsupportedTunnelType { tun_type: other.to_string() }),
     }
-    let svc = services
-        .iter_mut()
-        .find(|s| s.vip == vip)
-        .ok_or_else(|| format!("real server for service {vip}, which no earlier -A line defines"))?;
+    let svc = services.iter_mut().find(|s| s.vip == vip).ok_or(LineError::UndefinedService { vip })?;
     if let Vip::Addr { addr, .. } = vip {
         if addr.is_ipv4() != b.addr.is_ipv4() && b.fwd != Some(ForwardMethod::Tunnel) {
-            return Err(format!(
-                "real server {} is not of the service's address family (only tunnels may mix)",
-                b.addr
-            ));
+            return Err(LineError::AddressFamilyMismatch { server: b.addr, vip });
         }
     }
     if svc.backends.iter().any(|x| x.addr == b.addr && x.port == b.port) {
-        return Err(format!("real server {} is listed twice for {vip}", b.addr));
+        return Err(LineError::DuplicateRealServer { server: b.addr, port: b.port, vip });
     }
     svc.backends.push(b);
     Ok(())
 }
 
-fn number(opt: &str, v: &str) -> Result<u32, String> {
-    v.parse().map_err(|_| format!("{opt} {v:?} is not a non-negative number"))
+fn number(opt: &str, v: &str) -> Result<u32, LineError> {
+    v.parse().map_err(|_| LineError::NotANumber { option: opt.to_string(), value: v.to_string() })
 }
 
 /// A netmask as a prefix length: dotted (`255.255.255.0`) for IPv4, a length for either.
-fn parse_netmask(m: &str, v6: bool) -> Result<u8, String> {
+fn parse_netmask(m: &str, v6: bool) -> Result<u8, LineError> {
     if let Ok(len) = m.parse::<u8>() {
         let max = if v6 { 128 } else { 32 };
-        return if len <= max { Ok(len) } else { Err(format!("netmask /{len} is longer than {max}")) };
+        return if len <= max { Ok(len) } else { Err(LineError::NetmaskTooLong { len, max }) };
     }
     match m.parse::<IpAddr>() {
         Ok(IpAddr::V4(a)) if !v6 => {
             let bits = u32::from(a);
             let len = bits.leading_ones();
             if bits.checked_shl(len).unwrap_or(0) != 0 {
-                return Err(format!("netmask {m} is not contiguous"));
+                return Err(LineError::NetmaskNotContiguous { netmask: a });
             }
             Ok(len as u8)
         }
-        _ => Err(format!("netmask {m:?}: expected a dotted IPv4 mask or a prefix length")),
+        _ => Err(LineError::BadNetmask { netmask: m.to_string() }),
     }
 }
 
@@ -348,14 +350,19 @@ mod tests {
         assert_eq!(s[1].vip, Vip::Addr { proto: Some(Protocol::Udp), addr: "[2001:db8::53]:53".parse().unwrap() });
         assert_eq!((s[1].backends[0].addr, s[1].backends[0].port), ("2001:db8::1".parse().unwrap(), Some(53)));
         let err = |text: &str, db: &dyn Fn() -> Option<String>| {
-            parse_with_services(text, Path::new("x.rules"), Registry::builtin(), db).unwrap_err().to_string()
+            parse_with_services(text, Path::new("x.rules"), Registry::builtin(), db).unwrap_err()
         };
         let e = err("-A -u 192.0.2.10:https\n", &db);
+        assert!(matches!(e, RulesError::Line { error: LineError::UnknownService { .. }, .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("\"https\" is not a port number nor a udp service") && e.contains("ipvsadm-save -n"), "{e}");
         let e = err("-A -t www.example.com:80\n", &db);
+        assert!(matches!(e, RulesError::Line { error: LineError::HostName { .. }, .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("\"www.example.com\" is a host name") && e.contains("ipvsadm-save -n"), "{e}");
         let e = err("-A -t 192.0.2.10:http\n", &|| None);
-        assert!(e.contains("no /etc/services"), "{e}");
+        assert!(matches!(e, RulesError::Line { error: LineError::NoServicesDatabase { .. }, .. }), "{e:?}");
+        assert!(e.to_string().contains("no /etc/services"), "{e}");
     }
 
     #[test]
@@ -367,9 +374,9 @@ mod tests {
         }
     }
 
-    fn line_err(text: &str) -> (usize, String) {
+    fn line_err(text: &str) -> (usize, LineError) {
         match p(text).unwrap_err() {
-            RulesError::Line { line, message, .. } => (line, message),
+            RulesError::Line { line, error, .. } => (line, error),
             e => panic!("{e}"),
         }
     }
@@ -405,32 +412,54 @@ mod tests {
     #[test]
     fn every_malformed_line_is_an_error_naming_it() {
         let head = "-A -t 192.0.2.10:80 -s wlc\n";
-        let cases = [
-            ("-A -f 1 -s rr", "fwmark"),
-            ("-A -t 192.0.2.10:80 -s lblcr", "unknown scheduler"),
-            ("-A -t 192.0.2.10 -s rr", "expected VIP:PORT"),
-            ("-A -t 192.0.2.12:80 -b sh-bogus", "unknown scheduler flag"),
-            ("-A -t 192.0.2.12:80 -M 255.0.255.0", "not contiguous"),
-            ("-A -t 192.0.2.12:80 --pe sip", "not supported"),
-            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -w x", "not a non-negative number"),
-            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -w", "needs a weight"),
-            ("-a -t 192.0.2.99:80 -r 10.0.0.1", "no earlier -A line"),
-            ("-a -t 192.0.2.10:80 -w 1", "missing the real server"),
-            ("-a -t 192.0.2.10:80 -r 2001:db8::1 -g", "address family"),
-            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -i --tun-type gre", "not supported"),
-            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -i --tun-type gue", "--tun-port"),
-            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -s rr", "not supported for a real server"),
-            ("-E -t 192.0.2.10:80 -s rr", "not part of ipvsadm-save"),
-            ("-A -t 192.0.2.10:80", "defined twice"),
-            ("hello", "expected -A or -a"),
+        type Is = fn(&LineError) -> bool;
+        let cases: [(&str, &str, Is); 17] = [
+            ("-A -f 1 -s rr", "fwmark", |e| matches!(e, LineError::FwmarkService)),
+            ("-A -t 192.0.2.10:80 -s lblcr", "unknown scheduler", |e| matches!(e, LineError::UnknownScheduler(_))),
+            ("-A -t 192.0.2.10 -s rr", "expected VIP:PORT", |e| matches!(e, LineError::ExpectedVipPort { .. })),
+            ("-A -t 192.0.2.12:80 -b sh-bogus", "unknown scheduler flag", |e| {
+                matches!(e, LineError::UnknownSchedFlag(_))
+            }),
+            ("-A -t 192.0.2.12:80 -M 255.0.255.0", "not contiguous", |e| {
+                matches!(e, LineError::NetmaskNotContiguous { .. })
+            }),
+            ("-A -t 192.0.2.12:80 --pe sip", "not supported", |e| {
+                matches!(e, LineError::UnsupportedServiceOption { .. })
+            }),
+            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -w x", "not a non-negative number", |e| {
+                matches!(e, LineError::NotANumber { .. })
+            }),
+            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -w", "needs a weight", |e| matches!(e, LineError::MissingValue { .. })),
+            ("-a -t 192.0.2.99:80 -r 10.0.0.1", "no earlier -A line", |e| {
+                matches!(e, LineError::UndefinedService { .. })
+            }),
+            ("-a -t 192.0.2.10:80 -w 1", "missing the real server", |e| matches!(e, LineError::MissingRealServer)),
+            ("-a -t 192.0.2.10:80 -r 2001:db8::1 -g", "address family", |e| {
+                matches!(e, LineError::AddressFamilyMismatch { .. })
+            }),
+            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -i --tun-type gre", "not supported", |e| {
+                matches!(e, LineError::UnsupportedTunnelType { .. })
+            }),
+            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -i --tun-type gue", "--tun-port", |e| {
+                matches!(e, LineError::GueWithoutPort)
+            }),
+            ("-a -t 192.0.2.10:80 -r 10.0.0.1 -s rr", "not supported for a real server", |e| {
+                matches!(e, LineError::UnsupportedServerOption { .. })
+            }),
+            ("-E -t 192.0.2.10:80 -s rr", "not part of ipvsadm-save", |e| matches!(e, LineError::NotSaveOutput { .. })),
+            ("-A -t 192.0.2.10:80", "defined twice", |e| matches!(e, LineError::DuplicateService { .. })),
+            ("hello", "expected -A or -a", |e| matches!(e, LineError::ExpectedCommand { .. })),
         ];
-        for (line, want) in cases {
-            let (n, msg) = line_err(&format!("{head}\n# comment\n{line}\n"));
+        for (line, want, is) in cases {
+            let (n, error) = line_err(&format!("{head}\n# comment\n{line}\n"));
             assert_eq!(n, 4, "{line}");
+            let msg = error.to_string();
             assert!(msg.contains(want), "{line}: {msg}");
+            assert!(is(&error), "{line}: {error:?}");
         }
         let e = p(&format!("{head}-a -t 192.0.2.10:80 -r 10.0.0.1\n-a -t 192.0.2.10:80 -r 10.0.0.1\n")).unwrap_err();
         assert_eq!(e.to_string(), "lvs.rules:3: real server 10.0.0.1 is listed twice for tcp 192.0.2.10:80");
+        assert!(matches!(e, RulesError::Line { line: 3, error: LineError::DuplicateRealServer { .. }, .. }), "{e:?}");
         let e = read(Path::new("/nonexistent/lvs.rules")).unwrap_err();
         assert!(e.to_string().starts_with("/nonexistent/lvs.rules: cannot read"), "{e}");
     }
