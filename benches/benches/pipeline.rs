@@ -89,9 +89,12 @@ fn established(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new(format!("established/{name}"), flows), |b| {
                 b.iter_custom(|iters| drive(&pipe, &acks, iters, &mut now))
             });
-            // Two workers, each on its half of the flows.
+            // Two workers, each on the flows the pipeline steers to it (each owns its
+            // connections' table shards).
             g.throughput(Throughput::Elements(2));
-            let halves: Vec<Vec<Vec<u8>>> = (0..2).map(|h| acks.iter().skip(h).step_by(2).cloned().collect()).collect();
+            let halves: Vec<Vec<Vec<u8>>> =
+                (0..2).map(|h| acks.iter().filter(|f| pipe.steer(f, 2) == h).cloned().collect()).collect();
+            assert!(halves.iter().all(|h| h.len() as u32 > flows / 3), "steering spreads the flows");
             g.bench_function(BenchmarkId::new(format!("established_2workers/{name}"), flows), |b| {
                 b.iter_custom(|iters| {
                     let base = now;

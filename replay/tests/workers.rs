@@ -22,7 +22,10 @@ impl Output for Recorder {
     }
 }
 
-fn config(sched: &str, mode: ForwardMethod) -> PipelineConfig {
+/// Catch-all services (`explicit` false: frames are steered by a symmetric hash), or one service
+/// per server address of [`synthetic`] (frames steered to the worker owning their client's
+/// connection-table shard).
+fn config(sched: &str, mode: ForwardMethod, explicit: bool) -> PipelineConfig {
     let addrs = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "2001:db8:ffff::1", "2001:db8:ffff::2"];
     let mut neigh = Neighbours::new();
     for (i, a) in addrs.iter().enumerate() {
@@ -30,8 +33,19 @@ fn config(sched: &str, mode: ForwardMethod) -> PipelineConfig {
     }
     let backends: Vec<_> = addrs.iter().map(|a| parse_backend(a).unwrap()).collect();
     let svc = |v6| ServiceSpec { sched: sched.into(), backends: backends.clone(), ..ServiceSpec::new(Vip::Any { v6 }) };
+    let services = if explicit {
+        (10..13)
+            .map(|i| ServiceSpec {
+                sched: sched.into(),
+                backends: backends[..4].to_vec(),
+                ..ServiceSpec::new(Vip::Addr { proto: None, addr: format!("192.0.2.{i}:0").parse().unwrap() })
+            })
+            .collect()
+    } else {
+        vec![svc(false), svc(true)]
+    };
     PipelineConfig {
-        services: vec![svc(false), svc(true)],
+        services,
         mode: Some(mode),
         conntrack: lb_conntrack::Config::default(),
         mtu: 1500,
@@ -44,8 +58,14 @@ fn config(sched: &str, mode: ForwardMethod) -> PipelineConfig {
 }
 
 /// What the output received, in the order it received it (timestamp, frame).
-fn frames(cap: &Capture, sched: &str, mode: ForwardMethod, workers: usize) -> (Vec<(u64, Vec<u8>)>, u64) {
-    let pipe = pipeline(&config(sched, mode));
+fn frames(
+    cap: &Capture,
+    sched: &str,
+    mode: ForwardMethod,
+    workers: usize,
+    explicit: bool,
+) -> (Vec<(u64, Vec<u8>)>, u64) {
+    let pipe = pipeline(&config(sched, mode, explicit));
     let rec = Recorder::default();
     let rc = RunConfig { loops: 2, ..RunConfig::new(workers) };
     let res = run(&mut cap.source(), &pipe, &rc, &rec);
@@ -83,12 +103,16 @@ fn server(src: &str, sport: u16, dst: &str, dport: u16, flags: u8) -> Vec<u8> {
 /// With schedulers that hash (the same pick on any worker), 2 and 4 workers emit exactly what
 /// one does, in the same order: the output is merged back into capture order.
 fn same_frames(cap: &Capture, what: &str) {
+    same_frames_with(cap, what, false)
+}
+
+fn same_frames_with(cap: &Capture, what: &str, explicit: bool) {
     for sched in ["sh", "dh", "mh", "maglev"] {
         for mode in [ForwardMethod::Masq, ForwardMethod::DirectRoute] {
-            let (one, fwd) = frames(cap, sched, mode, 1);
+            let (one, fwd) = frames(cap, sched, mode, 1, explicit);
             assert!(fwd > 0, "{what}: nothing forwarded");
-            for workers in [2, 4] {
-                let (many, _) = frames(cap, sched, mode, workers);
+            for workers in [2, 3, 4] {
+                let (many, _) = frames(cap, sched, mode, workers, explicit);
                 assert_eq!(one.len(), many.len(), "{what}, {sched}, {mode:?}, {workers} workers: frame counts differ");
                 let first_diff = one.iter().zip(&many).position(|(a, b)| a != b);
                 assert!(
@@ -103,6 +127,11 @@ fn same_frames(cap: &Capture, what: &str) {
 #[test]
 fn synthetic_capture_same_frames_on_one_and_two_workers() {
     same_frames(&synthetic(), "synthetic");
+}
+
+#[test]
+fn synthetic_capture_with_services_by_address_same_frames_on_one_and_more_workers() {
+    same_frames_with(&synthetic(), "synthetic, services by address", true);
 }
 
 #[test]

@@ -16,6 +16,8 @@
 //!
 //! The shared part ([`Pipeline`]: services, connection table, next hops) is `Sync`; each worker
 //! thread processes through its own [`Worker`], whose counters are merged at the end.
+//! [`Pipeline::steer`] says which worker a frame belongs to, so that each worker owns its
+//! connections (both directions of each, and the ICMP errors about it).
 //!
 //! Read in call order: the [`Counters`] and [`DropReason`] (what is counted), the
 //! service set ([`Pipeline`]: built from a [`PipelineConfig`], looked up per packet, changed by
@@ -24,6 +26,7 @@
 mod counters;
 mod drop;
 mod services;
+mod steer;
 mod worker;
 
 pub use counters::{Counters, DestCounters};

@@ -117,7 +117,8 @@ pub struct RunConfig {
     pub pacing: Pacing,
     /// Times to go through the capture (`--loop`, at least 1).
     pub loops: u32,
-    /// Worker threads (`--workers`): flows are spread by a symmetric hash of their 5-tuple.
+    /// Worker threads (`--workers`): frames are spread by [`Pipeline::steer`], each worker
+    /// owning its connections.
     pub workers: usize,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
@@ -176,23 +177,6 @@ const CHUNK_FRAMES: usize = 256;
 const CHUNK_BYTES: usize = 256 << 10;
 /// Chunks a worker may have waiting before the reader waits for it.
 const CHUNK_QUEUE: usize = 4;
-
-/// Which worker a frame goes to: a symmetric hash of its flow (both directions together),
-/// frames that do not parse to worker 0.
-fn worker_of(frame: &[u8], workers: usize) -> usize {
-    if workers <= 1 {
-        return 0;
-    }
-    let Ok(p) = lb_rewrite::parse(frame) else { return 0 };
-    // ICMP errors go with the connection they quote.
-    let f = p.quote(frame).map_or(p.flow(), |q| *q.flow());
-    let a = (f.src, f.src_port).min((f.dst, f.dst_port));
-    let b = (f.src, f.src_port).max((f.dst, f.dst_port));
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (a, b, f.proto).hash(&mut h);
-    (h.finish() % workers as u64) as usize
-}
 
 /// Replays the frames of `src` through `pipe` to `out`. The capture is read as the replay goes,
 /// by a thread of its own, through bounded queues: the memory used does not depend on its size.
@@ -341,6 +325,7 @@ fn read_into<S: Source + ?Sized>(
     src: &mut S,
     cfg: &RunConfig,
     events: &[Event],
+    pipe: &Pipeline,
     workers: usize,
     feed: &mut Feed,
     stop: &AtomicBool,
@@ -401,7 +386,7 @@ fn read_into<S: Source + ?Sized>(
                 off: 0,
                 len: 0,
             };
-            feed.push(worker_of(&frame, workers), item, &frame);
+            feed.push(pipe.steer(&frame, workers), item, &frame);
             seq += 1;
         }
     }
@@ -564,7 +549,7 @@ fn drive<'a, S: Source + ?Sized>(
                 })
             })
             .collect();
-        let end = read_into(src, cfg, &events, workers, &mut feed, stop);
+        let end = read_into(src, cfg, &events, pipe, workers, &mut feed, stop);
         drop(feed);
         let counters = handles.into_iter().map(|h| h.join().unwrap_or_default()).collect();
         finished.store(true, Relaxed);
