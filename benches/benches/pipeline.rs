@@ -1,6 +1,7 @@
 //! `pipeline`: the whole packet path in memory (no I/O): parse, service lookup, conntrack,
 //! scheduler, rewrite. Established flows (a hit and a state update per packet) and new flows
-//! (schedule and insert), DR and NAT, 64-byte frames, on 1 and 2 workers.
+//! (schedule and insert), DR and NAT, 64-byte frames, on 1 and 2 workers; the burst path beside
+//! the one-frame path.
 //!
 //! cargo bench -p lb-benches --bench pipeline
 
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use etherparse::PacketBuilder;
 use lb_replay::config::{parse_backend, ServiceSpec, Vip};
-use lb_replay::pipeline::{Outcome, Pipeline, PipelineConfig, Worker};
+use lb_replay::pipeline::{BurstOutput, Outcome, Pipeline, PipelineConfig, Worker, BURST, WARM_FROM};
 use lb_rewrite::FrameBuf;
 use lb_sched::{ForwardMethod, Timestamp};
 
@@ -49,7 +50,53 @@ fn pipeline(mode: ForwardMethod, syn_recv_timeout: Option<Duration>) -> Pipeline
     Pipeline::new(&cfg, &|_| None).unwrap()
 }
 
-/// Runs `frames` (in a loop) through a worker; returns the time for `iters` packets.
+/// Discards what a burst produced (its outcomes kept from the optimiser).
+struct Discard;
+
+impl BurstOutput for Discard {
+    fn emit(&mut self, _: usize, f: &[u8]) {
+        black_box(f.len());
+    }
+    fn done(&mut self, _: usize, o: Outcome, f: &[u8]) {
+        black_box((o, f.len()));
+    }
+}
+
+/// Runs `frames` (in a loop) through a worker in bursts of [`BURST`]; returns the time for
+/// `iters` packets.
+fn drive_burst(pipe: &Pipeline, frames: &[Vec<u8>], iters: u64, now: &mut u64, warm_from: usize) -> Duration {
+    let mut w = Worker::new(pipe);
+    w.auto_expire = false;
+    w.warm_from = warm_from;
+    let mut bufs = vec![vec![0u8; 128 + 2048]; BURST];
+    let mut i = 0u64;
+    let mut spare: Vec<(Timestamp, FrameBuf<'static>)> = Vec::with_capacity(BURST);
+    let start = Instant::now();
+    while i < iters {
+        let n = (iters - i).min(BURST as u64) as usize;
+        let mut burst = recycle(std::mem::take(&mut spare));
+        for (k, b) in bufs.iter_mut().take(n).enumerate() {
+            let f = &frames[(i as usize + k) % frames.len()];
+            b[128..128 + f.len()].copy_from_slice(f);
+            *now += 100;
+            burst.push((Timestamp::from_nanos(*now), FrameBuf::new(b, 128, f.len()).unwrap()));
+        }
+        w.process_burst(&mut burst, &mut Discard);
+        spare = recycle(burst);
+        i += n as u64;
+    }
+    start.elapsed()
+}
+
+/// An emptied vector of frames for frames of another lifetime, its allocation reused.
+#[allow(clippy::unnecessary_filter_map)] // `None` for every element: it retypes the (empty) vector
+fn recycle<'a, 'b>(mut v: Vec<(Timestamp, FrameBuf<'a>)>) -> Vec<(Timestamp, FrameBuf<'b>)> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+/// Runs `frames` (in a loop) through a worker one at a time; returns the time for `iters`
+/// packets.
 fn drive(pipe: &Pipeline, frames: &[Vec<u8>], iters: u64, now: &mut u64) -> Duration {
     let mut w = Worker::new(pipe);
     w.auto_expire = false;
@@ -66,17 +113,22 @@ fn drive(pipe: &Pipeline, frames: &[Vec<u8>], iters: u64, now: &mut u64) -> Dura
     start.elapsed()
 }
 
+/// Established flows: `established/*` and `established_2workers/*` through the burst path (one
+/// packet an iteration; two, one on each worker), `established_warmed/*` the burst path warming
+/// every burst whatever the table's size, `established_single/*` one frame at a time.
 fn established(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(1));
     for mode in [ForwardMethod::DirectRoute, ForwardMethod::Masq] {
         let name = if mode == ForwardMethod::Masq { "nat" } else { "dr" };
-        for flows in [1_000u32, 100_000] {
+        for flows in [1_000u32, 100_000, 1_000_000] {
             let pipe = pipeline(mode, None);
             let mut now = 1_000_000_000u64;
             let syns: Vec<Vec<u8>> =
                 (0..flows).map(|i| frame(0xcb00_7100 + i, 10_000 + (i % 50_000) as u16, true)).collect();
             drive(&pipe, &syns, u64::from(flows), &mut now);
+            drop(syns);
+            assert_eq!(pipe.table.len(), flows as usize, "every flow in the table");
             let acks: Vec<Vec<u8>> =
                 (0..flows).map(|i| frame(0xcb00_7100 + i, 10_000 + (i % 50_000) as u16, false)).collect();
             // Every ACK is forwarded (checked once before timing).
@@ -87,6 +139,12 @@ fn established(c: &mut Criterion) {
                 assert_eq!(w.process(Timestamp::from_nanos(now), &mut fb, &mut |_: &[u8]| {}), Outcome::Forwarded);
             }
             g.bench_function(BenchmarkId::new(format!("established/{name}"), flows), |b| {
+                b.iter_custom(|iters| drive_burst(&pipe, &acks, iters, &mut now, WARM_FROM))
+            });
+            g.bench_function(BenchmarkId::new(format!("established_warmed/{name}"), flows), |b| {
+                b.iter_custom(|iters| drive_burst(&pipe, &acks, iters, &mut now, 0))
+            });
+            g.bench_function(BenchmarkId::new(format!("established_single/{name}"), flows), |b| {
                 b.iter_custom(|iters| drive(&pipe, &acks, iters, &mut now))
             });
             // Two workers, each on the flows the pipeline steers to it (each owns its
@@ -105,7 +163,7 @@ fn established(c: &mut Criterion) {
                                 let pipe = &pipe;
                                 s.spawn(move || {
                                     let mut n = base;
-                                    drive(pipe, half, iters, &mut n)
+                                    drive_burst(pipe, half, iters, &mut n, WARM_FROM)
                                 })
                             })
                             .collect();

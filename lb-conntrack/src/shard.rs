@@ -121,6 +121,18 @@ impl<A: Addr> Shard<A> {
         })
     }
 
+    /// Reads the home bucket of in-index hash `h` and, when it names a slot, that entry's key:
+    /// the first loads a lookup of `h` makes (see [`crate::ConnTable::warm`]).
+    #[inline]
+    pub(crate) fn warm(&self, h: u64) -> u64 {
+        let b = self.in_idx.touch(h);
+        if b == 0 {
+            return 0;
+        }
+        let e = self.entry((b as u32).wrapping_sub(1));
+        b ^ u64::from(e.cport)
+    }
+
     #[inline]
     pub(crate) fn find_out(&self, h: u64, proto: u8, caddr: A, cport: u16, daddr: IpAddr, dport: u16) -> Option<u32> {
         self.out_idx.find(h, |s| {

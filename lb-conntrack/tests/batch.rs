@@ -82,3 +82,31 @@ fn a_batch_is_its_packets_one_by_one() {
     let s = batched.stats();
     assert!(s.created > 0 && s.hits > 0 && s.not_scheduled > 0 && s.refused + s.evicted > 0, "{s:?}");
 }
+
+/// `warm` changes nothing: warming a mix of known and unknown flows before handling each batch
+/// leaves verdicts, counters and contents those of a table never warmed.
+#[test]
+fn warming_changes_nothing() {
+    let (plain, warmed) = (table(), table());
+    let (svc_plain, svc_warmed) = (service("wlc", 3, ForwardMethod::Masq), service("wlc", 3, ForwardMethod::Masq));
+    let mut read = 0u64;
+    for round in 0..4u16 {
+        let now = t(1.0 + 20.0 * f64::from(round));
+        let pkts = packets(round);
+        for chunk in pkts.chunks(32) {
+            let flows: Vec<Flow> = chunk.iter().map(|(f, _)| *f).collect();
+            read = read.wrapping_add(warmed.warm(&flows));
+            let before = warmed.stats();
+            read = read.wrapping_add(warmed.warm(&flows));
+            assert_eq!(warmed.stats(), before, "warming counts nothing");
+            for (f, fl) in chunk {
+                assert_eq!(warmed.input(now, f, *fl, &svc_warmed, &P), plain.input(now, f, *fl, &svc_plain, &P));
+            }
+        }
+        assert_eq!(warmed.stats(), plain.stats());
+        assert_eq!(contents(&warmed), contents(&plain));
+        assert_eq!(loads(&svc_warmed), loads(&svc_plain));
+    }
+    // Known connections were found by the warming: what it read is not all empty buckets.
+    assert_ne!(read, 0);
+}

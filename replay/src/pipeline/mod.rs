@@ -23,12 +23,14 @@
 //! service set ([`Pipeline`]: built from a [`PipelineConfig`], looked up per packet, changed by
 //! [`Action`]s), and the [`Worker`] (one frame through it all).
 
+mod burst;
 mod counters;
 mod drop;
 mod services;
 mod steer;
 mod worker;
 
+pub use burst::{BurstOutput, BURST, WARM_FROM};
 pub use counters::{Counters, DestCounters};
 pub use drop::{DropCounts, DropReason, OutputError};
 pub use services::{Action, ApplyError, ConfigError, Pipeline, PipelineConfig, RtService};

@@ -140,11 +140,17 @@ pub struct RtService {
     pub(crate) any_nat: AtomicBool,
 }
 
+/// Up to this many services by address, [`Pipeline::lookup_vip`] scans them instead of hashing.
+const SCAN_VIPS: usize = 8;
+
 /// The shared part of the pipeline.
 #[derive(Debug)]
 pub struct Pipeline {
     pub(crate) services: Vec<RtService>,
     by_vip: AHashMap<(u8, IpAddr, u16), usize>,
+    /// The same keys as `by_vip`, searched in order when there are few of them (a scan of a
+    /// handful of entries costs less than hashing an address).
+    vips: Vec<((u8, IpAddr, u16), usize)>,
     /// The catch-all service of each family (IPv4, IPv6), if any.
     pub(crate) any: [Option<usize>; 2],
     /// The connection table.
@@ -198,6 +204,7 @@ impl Pipeline {
         let mut p = Pipeline {
             services: Vec::new(),
             by_vip: AHashMap::new(),
+            vips: Vec::new(),
             any: [None, None],
             table: ConnTable::new(cfg.conntrack.clone()),
             macs: AHashMap::new(),
@@ -241,6 +248,7 @@ impl Pipeline {
                     if p.by_vip.insert(k, idx).is_some() {
                         return Err(ConfigError::DuplicateService(spec.vip));
                     }
+                    p.vips.push((k, idx));
                 }
                 Vip::Any { v6 } => p.any[usize::from(v6)] = Some(idx),
             }
@@ -363,6 +371,26 @@ impl Pipeline {
             return None;
         }
         let p = proto.number();
+        if self.vips.len() <= SCAN_VIPS {
+            // The best of the four forms, by their order above.
+            let mut best: Option<(u8, usize)> = None;
+            for &((kp, ka, kport), i) in &self.vips {
+                if ka != addr {
+                    continue;
+                }
+                let rank = match (kp == p, kport == port, kp == 0, kport == 0) {
+                    (true, true, _, _) => return Some(i),
+                    (false, true, true, _) => 1,
+                    (true, false, _, true) => 2,
+                    (false, false, true, true) => 3,
+                    _ => continue,
+                };
+                if best.is_none_or(|(r, _)| rank < r) {
+                    best = Some((rank, i));
+                }
+            }
+            return best.map(|(_, i)| i);
+        }
         for k in [(p, addr, port), (0, addr, port), (p, addr, 0), (0, addr, 0)] {
             if let Some(&i) = self.by_vip.get(&k) {
                 return Some(i);
@@ -395,6 +423,46 @@ mod tests {
         let mut s = ServiceSpec::new(Vip::Addr { proto, addr: addr.parse().unwrap() });
         s.backends.push(parse_backend(backend).unwrap());
         s
+    }
+
+    /// Every subset of the four forms a service of one address can take, with few services
+    /// (scanned) and with many (hashed): the lookup picks the first present of (protocol, port),
+    /// (any protocol, port), (protocol, any port), (any, any).
+    #[test]
+    fn scanned_and_hashed_lookups_follow_the_same_precedence() {
+        let forms = [(Some(Protocol::Tcp), 80u16), (None, 80), (Some(Protocol::Tcp), 0), (None, 0)];
+        for subset in 1..16u32 {
+            for padding in [0usize, 12] {
+                let mut specs = Vec::new();
+                let mut index_of_form = [None; 4];
+                for (f, &(proto, port)) in forms.iter().enumerate() {
+                    if subset & (1 << f) != 0 {
+                        index_of_form[f] = Some(specs.len());
+                        specs.push(service(proto, &format!("198.51.100.1:{port}"), "10.0.0.1,mac=02:00:00:00:00:01"));
+                    }
+                }
+                for i in 0..padding {
+                    specs.push(service(None, &format!("203.0.113.{}:80", i + 1), "10.0.0.1,mac=02:00:00:00:00:01"));
+                }
+                let p = Pipeline::new(&config(specs), &|_| None).unwrap();
+                assert_eq!(p.vips.len() <= SCAN_VIPS, padding == 0);
+                let vip: IpAddr = "198.51.100.1".parse().unwrap();
+                for (proto, port) in
+                    [(Protocol::Tcp, 80), (Protocol::Udp, 80), (Protocol::Tcp, 443), (Protocol::Udp, 443)]
+                {
+                    let tcp = proto == Protocol::Tcp;
+                    // The forms that match, in precedence order.
+                    let order = [(tcp && port == 80, 0), (port == 80, 1), (tcp, 2), (true, 3)];
+                    let want = order.iter().find_map(|&(m, f)| if m { index_of_form[f] } else { None });
+                    assert_eq!(
+                        p.lookup_vip(proto, vip, port),
+                        want,
+                        "forms {subset:04b}, padding {padding}, {proto:?} {port}"
+                    );
+                }
+                assert_eq!(p.lookup_vip(Protocol::Tcp, "198.51.100.2".parse().unwrap(), 80), None);
+            }
+        }
     }
 
     #[test]

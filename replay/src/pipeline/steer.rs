@@ -43,18 +43,23 @@ impl Pipeline {
     /// address: a request as it is, a reply reversed; for a persistent service, from the
     /// client's persistence-masked address and port 0.
     fn client_side(&self, flow: &Flow) -> Option<Flow> {
-        let (si, mut f) = if let Some(si) = self.lookup_vip(flow.proto, flow.dst, flow.dst_port) {
-            (si, *flow)
-        } else if let Some(si) = self.lookup_vip(flow.proto, flow.src, flow.src_port) {
-            (si, flow.reversed())
-        } else {
-            return None;
-        };
+        let (si, mut f) = self.service_flow(flow)?;
         if let Some(p) = self.services[si].params.persistence {
             f.src = masked(f.src, p.v4_prefix, p.v6_prefix);
             f.src_port = 0;
         }
         Some(f)
+    }
+
+    /// The service that claims `flow` by address, and `flow` as its client sends it (a request
+    /// as it is, a reply reversed).
+    #[inline]
+    pub(super) fn service_flow(&self, flow: &Flow) -> Option<(usize, Flow)> {
+        if let Some(si) = self.lookup_vip(flow.proto, flow.dst, flow.dst_port) {
+            Some((si, *flow))
+        } else {
+            self.lookup_vip(flow.proto, flow.src, flow.src_port).map(|si| (si, flow.reversed()))
+        }
     }
 }
 

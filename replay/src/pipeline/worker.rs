@@ -17,7 +17,7 @@ use super::{Counters, DropReason, Outcome, Pipeline};
 /// A worker: processes frames through a shared [`Pipeline`], counting.
 #[derive(Debug)]
 pub struct Worker<'p> {
-    p: &'p Pipeline,
+    pub(super) p: &'p Pipeline,
     /// This worker's counters.
     pub counters: Counters,
     reply: Box<[u8]>,
@@ -27,14 +27,33 @@ pub struct Worker<'p> {
     /// the time all workers have reached, so no worker's clock expires another's connections
     /// early.
     pub auto_expire: bool,
+    /// From this many connections in the table, [`Worker::process_burst`] warms each burst's
+    /// lookups before handling it (default [`super::WARM_FROM`]; 0: always, `usize::MAX`:
+    /// never).
+    pub warm_from: usize,
+    /// Folded from what [`Worker::process_burst`] warmed, so its loads are kept.
+    pub(super) warmth: u64,
 }
 
 /// Which way a packet of a service travels.
-enum Class {
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Class {
     /// Client → virtual service.
     Request(usize),
     /// Real server (or virtual service) → client.
     Reply(usize),
+}
+
+/// What is known of a frame's service before [`Worker::dispatch`] (a burst looks its frames up
+/// ahead).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Hint {
+    /// Nothing: look it up.
+    Unknown,
+    /// The service that claims it by address, and its direction.
+    ByAddress(Class),
+    /// No service claims it by address (a catch-all service may).
+    NotByAddress,
 }
 
 /// Who an ICMP error about a packet goes to.
@@ -112,6 +131,8 @@ impl<'p> Worker<'p> {
             reply: vec![0u8; 2048].into_boxed_slice(),
             since_expire: 0,
             auto_expire: true,
+            warm_from: super::WARM_FROM,
+            warmth: 0,
         }
     }
 
@@ -123,15 +144,35 @@ impl<'p> Worker<'p> {
     }
 
     /// Processes one frame at time `now`. On [`Outcome::Forwarded`] the caller sends
-    /// `buf.frame()`; fragments and ICMP replies go to `sink` during the call.
+    /// `buf.frame()`; fragments and ICMP replies go to `sink` during the call. The one-frame
+    /// case of [`Worker::process_burst`]: the same steps, with nothing to warm ahead.
     pub fn process(&mut self, now: Timestamp, buf: &mut FrameBuf<'_>, sink: &mut dyn FnMut(&[u8])) -> Outcome {
+        let pkt = parse(buf.frame());
+        self.dispatch(now, buf, pkt, Hint::Unknown, sink)
+    }
+
+    /// Counts a frame read and runs the table's expiry when it is due.
+    #[inline]
+    fn tick(&mut self, now: Timestamp) {
         self.counters.read += 1;
         self.since_expire += 1;
         if self.auto_expire && self.since_expire >= 1024 {
             self.since_expire = 0;
             self.p.table.expire(now);
         }
-        let pkt = match parse(buf.frame()) {
+    }
+
+    /// One parsed (or refused) frame through the rest of the pipeline.
+    pub(super) fn dispatch(
+        &mut self,
+        now: Timestamp,
+        buf: &mut FrameBuf<'_>,
+        pkt: Result<Packet, lb_rewrite::ParseError>,
+        hint: Hint,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Outcome {
+        self.tick(now);
+        let pkt = match pkt {
             Ok(p) => p,
             Err(e) => return self.count_drop(e.into()),
         };
@@ -142,7 +183,12 @@ impl<'p> Worker<'p> {
         if !flow.proto.has_ports() {
             return self.count_drop(DropReason::IcmpNotError);
         }
-        match self.classify(now, &flow) {
+        let class = match hint {
+            Hint::Unknown => self.classify_by_address(&flow).or_else(|| self.classify_any(now, &flow)),
+            Hint::ByAddress(c) => Some(c),
+            Hint::NotByAddress => self.classify_any(now, &flow),
+        };
+        match class {
             Some(Class::Request(si)) => self.request(now, si, buf, &pkt, &flow, sink),
             Some(Class::Reply(si)) => self.reply(now, si, buf, &pkt, &flow, sink),
             None => {
@@ -157,14 +203,21 @@ impl<'p> Worker<'p> {
         }
     }
 
-    fn classify(&self, now: Timestamp, flow: &Flow) -> Option<Class> {
+    /// The service that claims `flow` by address (its destination: a request; its source: a
+    /// reply), if one does.
+    #[inline]
+    pub(super) fn classify_by_address(&self, flow: &Flow) -> Option<Class> {
         let p = self.p;
         if let Some(i) = p.lookup_vip(flow.proto, flow.dst, flow.dst_port) {
             return Some(Class::Request(i));
         }
-        if let Some(i) = p.lookup_vip(flow.proto, flow.src, flow.src_port) {
-            return Some(Class::Reply(i));
-        }
+        p.lookup_vip(flow.proto, flow.src, flow.src_port).map(Class::Reply)
+    }
+
+    /// The catch-all service of `flow`'s family, if there is one, and the direction its
+    /// connection says.
+    fn classify_any(&self, now: Timestamp, flow: &Flow) -> Option<Class> {
+        let p = self.p;
         let i = p.any[usize::from(flow.is_ipv6())]?;
         // A catch-all service tells replies from requests by the connection they belong to.
         if p.table.lookup_in(now, &flow.reversed()).is_some() {

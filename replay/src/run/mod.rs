@@ -21,7 +21,7 @@ use lb_rewrite::FrameBuf;
 use lb_sched::Timestamp;
 
 use crate::capture::{CaptureError, Source};
-use crate::pipeline::{Counters, DropReason, Outcome, OutputError, Pipeline, Worker};
+use crate::pipeline::{BurstOutput, Counters, DropReason, Outcome, OutputError, Pipeline, Worker, BURST};
 
 mod events;
 mod ordered;
@@ -456,7 +456,9 @@ fn drive<'a, S: Source + ?Sized>(
                 s.spawn(move || {
                     let mut worker = Worker::new(pipe);
                     worker.auto_expire = false;
-                    let mut buf = vec![0u8; HEADROOM + MAX_FRAME];
+                    // A burst's frames, each behind its headroom: a burst is part of one chunk.
+                    let mut arena = vec![0u8; BURST * HEADROOM + CHUNK_BYTES + MAX_FRAME];
+                    let mut spare_frames: Vec<(Timestamp, FrameBuf<'static>)> = Vec::with_capacity(BURST);
                     let mut sent = 0u64;
                     loop {
                         let msg = match rx.try_recv() {
@@ -488,56 +490,69 @@ fn drive<'a, S: Source + ?Sized>(
                             }
                             Msg::Frames(c) => c,
                         };
-                        for it in &chunk.items {
+                        // At top speed, bursts (their table lookups warmed together); paced,
+                        // a frame at a time, each at its moment.
+                        let per = if cfg.pacing == Pacing::Topspeed { BURST } else { 1 };
+                        for items in chunk.items.chunks(per) {
                             if stop.load(Relaxed) {
                                 break;
                             }
-                            if let Some(wait) = pace(cfg.pacing, start, it.due, sent, workers) {
+                            if let Some(wait) = pace(cfg.pacing, start, items[0].due, sent, workers) {
                                 sink.flush();
                                 if !sleep_unless(stop, wait) {
                                     break;
                                 }
                             }
-                            let (ts, seq) = (it.ts, it.seq);
-                            clocks[wi].store(ts, Relaxed);
-                            if sent % 1024 == 1023 {
-                                let min = clocks.iter().map(|c| c.load(Relaxed)).min().unwrap_or(ts);
+                            let last = items[items.len() - 1].ts;
+                            clocks[wi].store(last, Relaxed);
+                            if sent / 1024 != (sent + items.len() as u64) / 1024 {
+                                let min = clocks.iter().map(|c| c.load(Relaxed)).min().unwrap_or(last);
                                 pipe.expire(Timestamp::from_nanos(min));
                             }
-                            let n = it.len as usize;
-                            let data = &chunk.data[it.off as usize..it.off as usize + n];
-                            buf[HEADROOM..HEADROOM + n].copy_from_slice(data);
-                            let Some(mut fb) = FrameBuf::new(&mut buf, HEADROOM, n) else {
-                                sink.end_of_frame(seq);
-                                continue;
+                            // Each frame behind its headroom, one after another in the arena.
+                            let need: usize = items.iter().map(|it| HEADROOM + it.len as usize).sum();
+                            if arena.len() < need {
+                                // Not reached (a burst is part of one chunk): kept safe anyway.
+                                arena.resize(need, 0);
+                            }
+                            let mut frames = recycle(std::mem::take(&mut spare_frames));
+                            let mut rest = &mut arena[..];
+                            for it in items {
+                                let n = it.len as usize;
+                                let (head, tail) = std::mem::take(&mut rest).split_at_mut(HEADROOM + n);
+                                rest = tail;
+                                let at = it.off as usize;
+                                head[HEADROOM..].copy_from_slice(&chunk.data[at..at + n]);
+                                // `head` is exactly the headroom and the frame: it fits.
+                                let fb = FrameBuf::new(head, HEADROOM, n).expect("a frame fits its own space");
+                                frames.push((Timestamp::from_nanos(it.ts), fb));
+                            }
+                            let mut out = BurstSink {
+                                sink: &mut *sink,
+                                items,
+                                emitted: 0,
+                                refused: [0; OutputError::COUNT],
+                                refusal: None,
+                                lost: [0; OutputError::COUNT],
                             };
-                            let mut extra = 0u64;
-                            let mut refused: Option<OutputError> = None;
-                            let outcome =
-                                worker.process(Timestamp::from_nanos(ts), &mut fb, &mut |frame: &[u8]| match sink
-                                    .send(ts, frame)
-                                {
-                                    Ok(()) => extra += 1,
-                                    Err(why) => refused = Some(why),
-                                });
-                            if outcome == Outcome::Forwarded {
-                                match sink.send(ts, fb.frame()) {
-                                    Ok(()) => extra += 1,
-                                    Err(why) => {
-                                        // The output cannot carry it: a drop with its own reason.
-                                        worker.counters.forwarded -= 1;
-                                        worker.counters.dropped.add(DropReason::Output(why));
-                                    }
+                            worker.process_burst(&mut frames, &mut out);
+                            let BurstSink { emitted: extra, refused, lost, .. } = out;
+                            for (i, (r, l)) in refused.iter().zip(&lost).enumerate() {
+                                let why = OutputError::ALL[i];
+                                worker.counters.output_refused[why.index()] += r;
+                                for _ in 0..*l {
+                                    // The output could not carry a forwarded frame: a drop with
+                                    // its own reason.
+                                    worker.counters.forwarded -= 1;
+                                    worker.counters.dropped.add(DropReason::Output(why));
                                 }
                             }
-                            if let Some(why) = refused {
-                                worker.counters.output_refused[why.index()] += 1;
-                            }
+                            spare_frames = recycle(frames);
                             emitted.fetch_add(extra, Relaxed);
-                            sink.end_of_frame(seq);
-                            sent += 1;
-                            if sent.is_multiple_of(PROGRESS_STEP) {
-                                done.fetch_add(PROGRESS_STEP, Relaxed);
+                            let before = sent;
+                            sent += items.len() as u64;
+                            if before / PROGRESS_STEP != sent / PROGRESS_STEP {
+                                done.fetch_add(sent - before, Relaxed);
                             }
                         }
                         let _ = spare.try_send(chunk);
@@ -569,6 +584,51 @@ fn drive<'a, S: Source + ?Sized>(
         stopped: stop.load(Relaxed),
         span: Duration::from_nanos(end.span),
         input_error: end.error,
+    }
+}
+
+/// An emptied vector of frames, for frames of another lifetime: the allocation is reused (a
+/// collect from a vector's own iterator into one of the same layout happens in place).
+#[allow(clippy::unnecessary_filter_map)] // `None` for every element: it retypes the (empty) vector
+fn recycle<'a, 'b>(mut v: Vec<(Timestamp, FrameBuf<'a>)>) -> Vec<(Timestamp, FrameBuf<'b>)> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+/// A worker's sink as a burst's output: each input frame's frames, then its end, in order.
+struct BurstSink<'s, 'i> {
+    sink: &'s mut (dyn Sink + 's),
+    items: &'i [Item],
+    emitted: u64,
+    /// Input frames some of whose own frames (ICMP errors, fragments) the output refused, by
+    /// the reason of the last refusal.
+    refused: [u64; OutputError::COUNT],
+    /// The last refusal of the input frame in hand.
+    refusal: Option<OutputError>,
+    /// Forwarded frames the output refused, by reason.
+    lost: [u64; OutputError::COUNT],
+}
+
+impl BurstOutput for BurstSink<'_, '_> {
+    fn emit(&mut self, i: usize, frame: &[u8]) {
+        match self.sink.send(self.items[i].ts, frame) {
+            Ok(()) => self.emitted += 1,
+            Err(why) => self.refusal = Some(why),
+        }
+    }
+
+    fn done(&mut self, i: usize, outcome: Outcome, frame: &[u8]) {
+        let it = &self.items[i];
+        if outcome == Outcome::Forwarded {
+            match self.sink.send(it.ts, frame) {
+                Ok(()) => self.emitted += 1,
+                Err(why) => self.lost[why.index()] += 1,
+            }
+        }
+        if let Some(why) = self.refusal.take() {
+            self.refused[why.index()] += 1;
+        }
+        self.sink.end_of_frame(it.seq);
     }
 }
 

@@ -1,0 +1,86 @@
+//! Bursts: up to [`BURST`] frames through a worker at once. When the connection table is large
+//! (from [`Worker::warm_from`] connections), every frame of a burst is parsed and classified
+//! first, and the table entries the burst will look up are warmed together
+//! ([`lb_conntrack::ConnTable::warm`]), so their cache misses overlap; then each frame goes
+//! through the same steps as [`Worker::process`], in order, with exactly its outcome.
+
+use lb_rewrite::{parse, FrameBuf, Packet, ParseError};
+use lb_sched::{Flow, Timestamp};
+
+use super::worker::{Class, Hint};
+use super::{Outcome, Worker};
+
+/// The most frames handled together; a longer slice is taken in bursts of this many.
+pub const BURST: usize = 32;
+
+/// The connection count from which [`Worker::process_burst`] warms a burst's lookups by
+/// default ([`Worker::warm_from`]): below it the table sits in the caches and warming costs
+/// more instructions than the misses it overlaps (BENCHMARKS.md, "burst").
+pub const WARM_FROM: usize = 1 << 17;
+
+/// Where [`Worker::process_burst`] hands what each frame of a burst produced.
+pub trait BurstOutput {
+    /// A frame that input frame `i` sends on its own (an IPv4 fragment, an ICMP error the
+    /// director builds), while `i` is processed.
+    fn emit(&mut self, i: usize, frame: &[u8]);
+    /// Input frame `i` is done: its outcome, and its buffer's frame (to send on
+    /// [`Outcome::Forwarded`]).
+    fn done(&mut self, i: usize, outcome: Outcome, frame: &[u8]);
+}
+
+impl Worker<'_> {
+    /// Processes `frames` (each with its time) in bursts of [`BURST`]. For frame `i`, in order:
+    /// the frames it sends on its own go to `out.emit(i, ..)` while it is processed, then
+    /// `out.done(i, ..)` gets its outcome and frame. Outcomes, counters and the table's contents
+    /// are exactly those of [`Worker::process`] on each frame in turn.
+    pub fn process_burst(&mut self, frames: &mut [(Timestamp, FrameBuf<'_>)], out: &mut dyn BurstOutput) {
+        for (b, chunk) in frames.chunks_mut(BURST).enumerate() {
+            let base = b * BURST;
+            if chunk.len() < 2 || self.p.table.len() < self.warm_from {
+                // Nothing worth warming: each frame straight through.
+                for (i, (now, fb)) in chunk.iter_mut().enumerate() {
+                    let pkt = parse(fb.frame());
+                    let o = self.dispatch(*now, fb, pkt, Hint::Unknown, &mut |f: &[u8]| out.emit(base + i, f));
+                    out.done(base + i, o, fb.frame());
+                }
+                continue;
+            }
+            let mut parsed: [Option<(Result<Packet, ParseError>, Hint)>; BURST] = [None; BURST];
+            // Each frame's connection as its client sends it; a catch-all service's frame is a
+            // request or a reply: both ways are warmed.
+            let mut warm = [Flow::v4(lb_sched::Protocol::Tcp, [0; 4].into(), 0, [0; 4].into(), 0); 2 * BURST];
+            let mut n = 0;
+            for (slot, (_, fb)) in parsed.iter_mut().zip(chunk.iter()) {
+                let r = parse(fb.frame());
+                let mut hint = Hint::Unknown;
+                if let Ok(p) = &r {
+                    let f = p.flow();
+                    if !p.is_icmp_error() && f.proto.has_ports() {
+                        match self.classify_by_address(&f) {
+                            Some(c) => {
+                                warm[n] = if matches!(c, Class::Request(_)) { f } else { f.reversed() };
+                                n += 1;
+                                hint = Hint::ByAddress(c);
+                            }
+                            None => {
+                                if self.p.any[usize::from(f.is_ipv6())].is_some() {
+                                    warm[n] = f;
+                                    warm[n + 1] = f.reversed();
+                                    n += 2;
+                                }
+                                hint = Hint::NotByAddress;
+                            }
+                        }
+                    }
+                }
+                *slot = Some((r, hint));
+            }
+            self.warmth = self.warmth.wrapping_add(self.p.table.warm(&warm[..n]));
+            for (i, ((now, fb), pkt)) in chunk.iter_mut().zip(parsed).enumerate() {
+                let Some((pkt, hint)) = pkt else { continue };
+                let o = self.dispatch(*now, fb, pkt, hint, &mut |f: &[u8]| out.emit(base + i, f));
+                out.done(base + i, o, fb.frame());
+            }
+        }
+    }
+}
