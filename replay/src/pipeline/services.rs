@@ -142,6 +142,8 @@ pub struct RtService {
 
 /// Up to this many services by address, [`Pipeline::lookup_vip`] scans them instead of hashing.
 const SCAN_VIPS: usize = 8;
+/// Up to this many real servers, [`Pipeline::mac_of`] scans them instead of hashing.
+const SCAN_MACS: usize = 16;
 
 /// The shared part of the pipeline.
 #[derive(Debug)]
@@ -155,7 +157,9 @@ pub struct Pipeline {
     pub(crate) any: [Option<usize>; 2],
     /// The connection table.
     pub table: ConnTable,
-    pub(crate) macs: AHashMap<IpAddr, MacAddr>,
+    macs: AHashMap<IpAddr, MacAddr>,
+    /// The same pairs as `macs`, searched in order when there are few of them.
+    mac_list: Vec<(IpAddr, MacAddr)>,
     pub(crate) gue: AHashMap<IpAddr, u16>,
     pub(crate) mtu: u16,
     pub(crate) tun_src: [Option<IpAddr>; 2],
@@ -208,6 +212,7 @@ impl Pipeline {
             any: [None, None],
             table: ConnTable::new(cfg.conntrack.clone()),
             macs: AHashMap::new(),
+            mac_list: Vec::new(),
             gue: AHashMap::new(),
             mtu: cfg.mtu,
             tun_src,
@@ -253,6 +258,7 @@ impl Pipeline {
                 Vip::Any { v6 } => p.any[usize::from(v6)] = Some(idx),
             }
         }
+        p.mac_list = p.macs.iter().map(|(a, m)| (*a, *m)).collect();
         Ok(p)
     }
 
@@ -363,6 +369,15 @@ impl Pipeline {
         self.table.expire(now);
     }
 
+    /// The next-hop MAC of real server `addr`.
+    #[inline]
+    pub(crate) fn mac_of(&self, addr: IpAddr) -> Option<MacAddr> {
+        if self.mac_list.len() <= SCAN_MACS {
+            return self.mac_list.iter().find(|(a, _)| *a == addr).map(|(_, m)| *m);
+        }
+        self.macs.get(&addr).copied()
+    }
+
     /// The service whose virtual address is (`proto`, `addr`, `port`): an exact match first,
     /// then any protocol, then any port (fwmark-like port 0), then both.
     #[inline]
@@ -462,6 +477,28 @@ mod tests {
                 }
                 assert_eq!(p.lookup_vip(Protocol::Tcp, "198.51.100.2".parse().unwrap(), 80), None);
             }
+        }
+    }
+
+    /// Every real server's MAC is found, with few (scanned) and many (hashed); a backend given
+    /// twice keeps the MAC given last, as the map does.
+    #[test]
+    fn next_hop_macs_are_found_scanned_or_hashed() {
+        for n in [1u8, 16, 40] {
+            let mut spec = service(None, "198.51.100.1:80", "10.0.0.250,mac=02:00:00:00:00:fa");
+            for i in 0..n {
+                spec.backends.push(parse_backend(&format!("10.0.1.{i},mac=02:00:00:00:01:{i:02x}")).unwrap());
+            }
+            let mut other = service(None, "198.51.100.2:80", "10.0.0.250,mac=02:00:00:00:00:fb");
+            other.backends.push(parse_backend("10.0.2.1,mac=02:00:00:00:02:01").unwrap());
+            let p = Pipeline::new(&config(vec![spec, other]), &|_| None).unwrap();
+            for i in 0..n {
+                let a: IpAddr = format!("10.0.1.{i}").parse().unwrap();
+                assert_eq!(p.mac_of(a), Some(MacAddr([2, 0, 0, 0, 1, i])), "{n} backends, {a}");
+            }
+            assert_eq!(p.mac_of("10.0.0.250".parse().unwrap()), Some(MacAddr([2, 0, 0, 0, 0, 0xfb])));
+            assert_eq!(p.mac_of("10.0.2.1".parse().unwrap()), Some(MacAddr([2, 0, 0, 0, 2, 1])));
+            assert_eq!(p.mac_of("10.9.9.9".parse().unwrap()), None);
         }
     }
 

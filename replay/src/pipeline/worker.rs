@@ -385,7 +385,7 @@ impl<'p> Worker<'p> {
 
     /// Toward a connection's real server: its resolved MAC.
     fn hop_to_server(&self, frame: &[u8], c: &ConnInfo) -> Option<NextHop> {
-        let dst_mac = *self.p.macs.get(&c.daddr)?;
+        let dst_mac = self.p.mac_of(c.daddr)?;
         Some(NextHop { src_mac: self.director_mac(frame, true), dst_mac, mtu: self.p.mtu })
     }
 
@@ -401,7 +401,7 @@ impl<'p> Worker<'p> {
     /// goes to its MAC (the kernel checks a NAT reply against the MTU before it is SNATed). The
     /// new length, or `None` when it cannot be sent.
     fn readdress_to_server(&mut self, n: usize, c: &ConnInfo) -> Option<usize> {
-        let dst_mac = *self.p.macs.get(&c.daddr)?;
+        let dst_mac = self.p.mac_of(c.daddr)?;
         let src_mac = MacAddr(self.reply.get(6..12)?.try_into().ok()?);
         let mut fb = FrameBuf::new(&mut self.reply, 0, n)?;
         let pkt = parse(fb.frame()).ok()?;
