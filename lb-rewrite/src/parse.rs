@@ -298,13 +298,20 @@ struct IpLayer {
 #[inline(always)]
 fn parse_ipv4(frame: &[u8], l3: usize, tags: u8) -> Result<Packet, ParseError> {
     let h: &[u8; ipv4::MIN_HEADER_LEN] = get(frame, l3).ok_or(ParseError::TruncatedIp)?;
-    if h[ipv4::VER_IHL] >> 4 != 4 {
-        return Err(ParseError::BadIpVersion);
-    }
-    let hl = usize::from(h[ipv4::VER_IHL] & 0x0F) * 4;
-    if hl < ipv4::MIN_HEADER_LEN {
-        return Err(ParseError::BadIhl);
-    }
+    // Version 4 without options (0x45) is one comparison; anything else is checked in full.
+    let ver_ihl = h[ipv4::VER_IHL];
+    let hl = if ver_ihl == 0x45 {
+        ipv4::MIN_HEADER_LEN
+    } else {
+        if ver_ihl >> 4 != 4 {
+            return Err(ParseError::BadIpVersion);
+        }
+        let hl = usize::from(ver_ihl & 0x0F) * 4;
+        if hl < ipv4::MIN_HEADER_LEN {
+            return Err(ParseError::BadIhl);
+        }
+        hl
+    };
     let total = usize::from(wire::rd16(h, ipv4::TOTAL_LEN));
     if total < ipv4::MIN_HEADER_LEN {
         return Err(ParseError::BadIpLength);
