@@ -448,33 +448,53 @@ criterion_group!(benches, nat_groups, dr_tun_groups, parse_group);
 /// benches run, and exits; under `valgrind --tool=callgrind` the difference between a case and
 /// `reset` (`reset6` for the IPv6 cases) divided by N is the instructions per packet. Cases:
 /// `reset`, `reset6`, `nat4_{lbkit,smoltcp,pnet}`,
-/// `nat6_{lbkit,smoltcp,pnet}`, `dr4_lbkit`, `tun4_lbkit`; frames of 64 (IPv4) or 74 (IPv6)
-/// bytes, or `LBKIT_ICOUNT_SIZE` bytes.
+/// `nat6_{lbkit,smoltcp,pnet}`, `dr4_lbkit`, `dr6_lbkit`, `tun4_lbkit`, `tun6_lbkit`,
+/// `parse4_lbkit`, `parse6_lbkit` (parse and 5-tuple only, the frame still restored); frames of
+/// 64 (IPv4) or 74 (IPv6) bytes, or `LBKIT_ICOUNT_SIZE` bytes.
 fn icount(case: &str, n: usize, size: Option<usize>) {
-    let v6 = case.starts_with("nat6") || case == "reset6";
+    let v6 = case.starts_with("nat6")
+        || case.starts_with("dr6")
+        || case.starts_with("tun6")
+        || case.starts_with("parse6")
+        || case == "reset6";
     let frame = tcp_frame(v6, size.unwrap_or(if v6 { 74 } else { 64 }));
     let orig = with_headroom(&frame);
     let mut b = orig.clone();
     let to = if v6 { SocketAddr::new(RS6.into(), RPORT) } else { SocketAddr::new(RS4.into(), RPORT) };
-    let tunnel = Tunnel { src: "10.0.0.254".parse().unwrap(), dst: RS4.into(), encap: Encap::Ipip, ident: 7 };
+    let tunnel = if v6 {
+        Tunnel { src: "fd00::fe".parse().unwrap(), dst: RS6.into(), encap: Encap::Ipip, ident: 7 }
+    } else {
+        Tunnel { src: "10.0.0.254".parse().unwrap(), dst: RS4.into(), encap: Encap::Ipip, ident: 7 }
+    };
     let reset = headers_len(v6);
-    for _ in 0..n {
-        restore(&mut b, &orig, reset);
-        match case {
-            "reset" | "reset6" => {}
-            "nat4_lbkit" | "nat6_lbkit" => {
-                let _ = black_box(lbkit_dnat(black_box(&mut b), frame.len(), black_box(to)));
-            }
-            "nat4_smoltcp" | "nat6_smoltcp" => smoltcp_dnat(black_box(&mut b[HEADROOM..]), black_box(to)),
-            "nat4_pnet" | "nat6_pnet" => pnet_dnat(black_box(&mut b[HEADROOM..]), black_box(to)),
-            "dr4_lbkit" => {
-                let _ = black_box(lbkit_dr(black_box(&mut b), frame.len()));
-            }
-            "tun4_lbkit" => {
-                let _ = black_box(lbkit_tun(black_box(&mut b), frame.len(), black_box(&tunnel)));
-            }
-            other => panic!("unknown LBKIT_ICOUNT case {other}"),
+    let len = frame.len();
+    // The case is chosen once, outside the loop: matching its name per iteration would add
+    // string comparisons that differ between cases.
+    let mut run = |step: &mut dyn FnMut(&mut [u8])| {
+        for _ in 0..n {
+            restore(&mut b, &orig, reset);
+            step(&mut b);
         }
+    };
+    match case {
+        "reset" | "reset6" => run(&mut |_| {}),
+        "nat4_lbkit" | "nat6_lbkit" => run(&mut |b| {
+            let _ = black_box(lbkit_dnat(black_box(b), len, black_box(to)));
+        }),
+        "nat4_smoltcp" | "nat6_smoltcp" => run(&mut |b| smoltcp_dnat(black_box(&mut b[HEADROOM..]), black_box(to))),
+        "nat4_pnet" | "nat6_pnet" => run(&mut |b| pnet_dnat(black_box(&mut b[HEADROOM..]), black_box(to))),
+        "dr4_lbkit" | "dr6_lbkit" => run(&mut |b| {
+            let _ = black_box(lbkit_dr(black_box(b), len));
+        }),
+        "parse4_lbkit" | "parse6_lbkit" => run(&mut |b| {
+            let parsed = parse(black_box(&b[HEADROOM..HEADROOM + len]));
+            let Ok(pkt) = &parsed else { panic!("parse") };
+            black_box(&pkt.flow());
+        }),
+        "tun4_lbkit" | "tun6_lbkit" => run(&mut |b| {
+            let _ = black_box(lbkit_tun(black_box(b), len, black_box(&tunnel)));
+        }),
+        other => panic!("unknown LBKIT_ICOUNT case {other}"),
     }
 }
 

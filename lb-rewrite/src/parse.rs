@@ -298,13 +298,20 @@ struct IpLayer {
 #[inline(always)]
 fn parse_ipv4(frame: &[u8], l3: usize, tags: u8) -> Result<Packet, ParseError> {
     let h: &[u8; ipv4::MIN_HEADER_LEN] = get(frame, l3).ok_or(ParseError::TruncatedIp)?;
-    if h[ipv4::VER_IHL] >> 4 != 4 {
-        return Err(ParseError::BadIpVersion);
-    }
-    let hl = usize::from(h[ipv4::VER_IHL] & 0x0F) * 4;
-    if hl < ipv4::MIN_HEADER_LEN {
-        return Err(ParseError::BadIhl);
-    }
+    // Version 4 without options (0x45) is one comparison; anything else is checked in full.
+    let ver_ihl = h[ipv4::VER_IHL];
+    let hl = if ver_ihl == 0x45 {
+        ipv4::MIN_HEADER_LEN
+    } else {
+        if ver_ihl >> 4 != 4 {
+            return Err(ParseError::BadIpVersion);
+        }
+        let hl = usize::from(ver_ihl & 0x0F) * 4;
+        if hl < ipv4::MIN_HEADER_LEN {
+            return Err(ParseError::BadIhl);
+        }
+        hl
+    };
     let total = usize::from(wire::rd16(h, ipv4::TOTAL_LEN));
     if total < ipv4::MIN_HEADER_LEN {
         return Err(ParseError::BadIpLength);
@@ -430,14 +437,14 @@ fn skip_ipv6_extensions(packet: &[u8], mut next: u8, mut at: usize) -> Result<(u
 #[inline(always)]
 fn parse_transport(packet: &[u8], ip: IpLayer, src: u128, dst: u128) -> Result<Packet, ParseError> {
     let avail = ip.end - ip.l4;
-    let (proto, src_port, dst_port, flags) = match ip.protocol {
+    let (proto, src_port, dst_port, aux, quote) = match ip.protocol {
         proto::TCP => {
             let t: &[u8; tcp::HEADER_LEN] = get(packet, ip.l4).ok_or(ParseError::TruncatedTcp)?;
             let off = usize::from(t[tcp::DATA_OFF] >> 4) * 4;
             if off < tcp::HEADER_LEN || off > avail {
                 return Err(ParseError::BadTcpOffset);
             }
-            (Protocol::Tcp, be16([t[0], t[1]]), be16([t[2], t[3]]), t[tcp::FLAGS])
+            (Protocol::Tcp, be16([t[0], t[1]]), be16([t[2], t[3]]), u16::from(t[tcp::FLAGS]), 0)
         }
         proto::UDP => {
             let u: &[u8; udp::HEADER_LEN] = get(packet, ip.l4).ok_or(ParseError::TruncatedUdp)?;
@@ -445,10 +452,16 @@ fn parse_transport(packet: &[u8], ip: IpLayer, src: u128, dst: u128) -> Result<P
             if len < udp::HEADER_LEN || (len > avail && ip.bits & BIT_FIRST_FRAGMENT == 0) {
                 return Err(ParseError::BadUdpLength);
             }
-            (Protocol::Udp, be16([u[0], u[1]]), be16([u[2], u[3]]), 0)
+            (Protocol::Udp, be16([u[0], u[1]]), be16([u[2], u[3]]), 0, 0)
         }
-        proto::ICMP if ip.version == IpVersion::V4 => return parse_icmp(packet, ip, src, dst),
-        proto::ICMPV6 if ip.version == IpVersion::V6 => return parse_icmp(packet, ip, src, dst),
+        proto::ICMP if ip.version == IpVersion::V4 => {
+            let (proto, aux, quote) = parse_icmp(packet, ip.l4, ip.version)?;
+            (proto, 0, 0, aux, quote)
+        }
+        proto::ICMPV6 if ip.version == IpVersion::V6 => {
+            let (proto, aux, quote) = parse_icmp(packet, ip.l4, ip.version)?;
+            (proto, 0, 0, aux, quote)
+        }
         _ => return Err(ParseError::UnsupportedProtocol),
     };
     Ok(Packet {
@@ -463,41 +476,33 @@ fn parse_transport(packet: &[u8], ip: IpLayer, src: u128, dst: u128) -> Result<P
         version: ip.version,
         ttl: ip.ttl,
         vlan_tags: ip.tags,
-        bits: ip.bits,
-        aux: u16::from(flags),
+        bits: ip.bits | quote,
+        aux,
     })
 }
 
+/// The ICMP / ICMPv6 header at `l4`: the protocol, `type << 8 | code`, and [`BIT_QUOTE`] if the
+/// message is an error whose quoted packet parses.
+///
+/// It takes and returns only small scalars: a `Packet` or `IpLayer` passed to or returned from
+/// this out-of-line function would have to live in memory, which costs the TCP / UDP path too.
 #[cold]
 #[inline(never)]
-fn parse_icmp(packet: &[u8], ip: IpLayer, src: u128, dst: u128) -> Result<Packet, ParseError> {
-    let h: &[u8; icmp::HEADER_LEN] = get(packet, ip.l4).ok_or(ParseError::TruncatedIcmp)?;
+fn parse_icmp(packet: &[u8], l4: usize, version: IpVersion) -> Result<(Protocol, u16, u8), ParseError> {
+    let h: &[u8; icmp::HEADER_LEN] = get(packet, l4).ok_or(ParseError::TruncatedIcmp)?;
     let (icmp_type, icmp_code) = (h[icmp::TYPE], h[icmp::CODE]);
-    let (proto, carries) = match ip.version {
+    let (proto, carries) = match version {
         IpVersion::V4 => (Protocol::Icmp, icmp::v4_carries_packet(icmp_type)),
         IpVersion::V6 => (Protocol::Icmpv6, icmp::v6_carries_packet(icmp_type)),
     };
-    let mut p = Packet {
-        src,
-        dst,
-        l3: ip.l3 as u32,
-        l4: ip.l4 as u32,
-        ip_end: ip.end as u32,
-        src_port: 0,
-        dst_port: 0,
-        proto,
-        version: ip.version,
-        ttl: ip.ttl,
-        vlan_tags: ip.tags,
-        bits: ip.bits,
-        aux: u16::from_be_bytes([icmp_type, icmp_code]),
-    };
     // A first fragment of an ICMP error still holds the quote's start.
-    if carries {
-        parse_quote(packet, ip.l4 + icmp::HEADER_LEN, ip.version)?;
-        p.bits |= BIT_QUOTE;
-    }
-    Ok(p)
+    let quote = if carries {
+        parse_quote(packet, l4 + icmp::HEADER_LEN, version)?;
+        BIT_QUOTE
+    } else {
+        0
+    };
+    Ok((proto, u16::from_be_bytes([icmp_type, icmp_code]), quote))
 }
 
 /// A parsed quote, before it goes into the `Packet`.

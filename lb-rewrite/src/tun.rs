@@ -140,21 +140,11 @@ pub fn tun(
     if pkt.ip_end() > frame.len() || !(eth::HEADER_LEN..=eth::MAX_HEADER_LEN).contains(&l3) {
         return Err(RewriteError::PacketMismatch);
     }
-    // What the outer header copies from the inner one, read before anything changes.
-    let (ttl, ds, inner_df, inner_proto) = {
-        let f = frame.frame_mut();
-        match pkt.version() {
-            IpVersion::V4 => {
-                let h: &[u8; ipv4::MIN_HEADER_LEN] = ip_header_mut(f, pkt)?;
-                let df = wire::rd16(h, ipv4::FLAGS_FRAG) & ipv4::FLAG_DF != 0;
-                (h[ipv4::TTL], h[ipv4::TOS], df, proto::IPIP)
-            }
-            IpVersion::V6 => {
-                let h: &[u8; ipv6::HEADER_LEN] = ip_header_mut(f, pkt)?;
-                (h[ipv6::HOP_LIMIT], (h[0] << 4) | (h[1] >> 4), true, proto::IPV6)
-            }
-        }
-    };
+    let headroom = frame.headroom();
+    // The inner IP header, reached once: what the outer header copies from it is read before
+    // anything changes, and its TTL / hop limit is decremented through the same reference.
+    let mut inner = InnerHeader::of(frame.frame_mut(), pkt)?;
+    let (ttl, ds, inner_df, inner_proto) = inner.fields();
     // TTL first (`decrement_ttl` runs before the MTU checks).
     if ttl <= 1 {
         return Ok(Verdict::TimeExceeded);
@@ -169,7 +159,7 @@ pub fn tun(
     }
     let fit = fit(pkt, ip_len, inner_mtu as u16);
     if let Fit::TooBig(mtu) = fit {
-        decrement_inner_ttl(frame.frame_mut(), pkt)?;
+        inner.decrement_ttl();
         return Ok(Verdict::TooBig { mtu });
     }
     let outer_len = overhead + ip_len;
@@ -178,11 +168,11 @@ pub fn tun(
     if outer_len > usize::from(u16::MAX) {
         return Err(RewriteError::EncapTooLong);
     }
-    if frame.headroom() < overhead + if v6_fragment { ipv6::FRAG_HEADER_LEN } else { 0 } {
+    if headroom < overhead + if v6_fragment { ipv6::FRAG_HEADER_LEN } else { 0 } {
         return Err(RewriteError::NoHeadroom);
     }
 
-    decrement_inner_ttl(frame.frame_mut(), pkt)?;
+    inner.decrement_ttl();
     let ttl = ttl - 1;
     let ds = encapsulate_ds(ds);
     frame.push_front(overhead)?;
@@ -253,17 +243,43 @@ pub fn tun(
     Ok(fragment_outer(frame, l3, hop.mtu, tunnel.ident, v6_fragment, frags))
 }
 
-/// The forwarding TTL / hop-limit decrement of the inner packet (IPv4 checksum updated).
-#[inline(always)]
-fn decrement_inner_ttl(f: &mut [u8], pkt: &Packet) -> Result<(), RewriteError> {
-    match pkt.version() {
-        IpVersion::V4 => ttl_down_v4_apply(ip_header_mut(f, pkt)?),
-        IpVersion::V6 => {
-            let h: &mut [u8; ipv6::HEADER_LEN] = ip_header_mut(f, pkt)?;
-            h[ipv6::HOP_LIMIT] = h[ipv6::HOP_LIMIT].wrapping_sub(1);
+/// The inner packet's IP header, as TUN reads and forwards it.
+enum InnerHeader<'a> {
+    V4(&'a mut [u8; ipv4::MIN_HEADER_LEN]),
+    V6(&'a mut [u8; ipv6::HEADER_LEN]),
+}
+
+impl<'a> InnerHeader<'a> {
+    /// The header of `pkt` in `f`, checked against the packet (`ip_header_mut`).
+    #[inline(always)]
+    fn of(f: &'a mut [u8], pkt: &Packet) -> Result<Self, RewriteError> {
+        Ok(match pkt.version() {
+            IpVersion::V4 => InnerHeader::V4(ip_header_mut(f, pkt)?),
+            IpVersion::V6 => InnerHeader::V6(ip_header_mut(f, pkt)?),
+        })
+    }
+
+    /// What the outer header copies: TTL / hop limit, DS field, DF (always for IPv6), and the
+    /// outer protocol number for this inner family.
+    #[inline(always)]
+    fn fields(&self) -> (u8, u8, bool, u8) {
+        match self {
+            InnerHeader::V4(h) => {
+                let df = wire::rd16(h, ipv4::FLAGS_FRAG) & ipv4::FLAG_DF != 0;
+                (h[ipv4::TTL], h[ipv4::TOS], df, proto::IPIP)
+            }
+            InnerHeader::V6(h) => (h[ipv6::HOP_LIMIT], (h[0] << 4) | (h[1] >> 4), true, proto::IPV6),
         }
     }
-    Ok(())
+
+    /// The forwarding TTL / hop-limit decrement (IPv4 checksum updated).
+    #[inline(always)]
+    fn decrement_ttl(&mut self) {
+        match self {
+            InnerHeader::V4(h) => ttl_down_v4_apply(h),
+            InnerHeader::V6(h) => h[ipv6::HOP_LIMIT] = h[ipv6::HOP_LIMIT].wrapping_sub(1),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
