@@ -173,8 +173,21 @@ pub const MAX_FRAME: usize = 65_535 + 64;
 
 /// Input frames the reader hands a worker at a time (fewer at an event or the end).
 const CHUNK_FRAMES: usize = 256;
-/// Bytes of frames the reader hands a worker at a time (one frame more at most).
+/// Bytes of frames the reader hands a worker at a time (one frame more at most), with one or
+/// two workers; with more, less (`CHUNK_BYTES_ALL` over the workers, at least
+/// `CHUNK_BYTES_MIN`), so the memory in flight stays about the same whatever `--workers` is.
 const CHUNK_BYTES: usize = 256 << 10;
+/// See [`CHUNK_BYTES`].
+const CHUNK_BYTES_ALL: usize = 512 << 10;
+/// See [`CHUNK_BYTES`].
+const CHUNK_BYTES_MIN: usize = 16 << 10;
+/// Emptied chunks a worker hands back to the reader for reuse (more are freed).
+const CHUNK_SPARE: usize = 2;
+
+/// The bytes of a chunk with `workers` workers.
+fn chunk_bytes(workers: usize) -> usize {
+    (CHUNK_BYTES_ALL / workers.max(1)).clamp(CHUNK_BYTES_MIN, CHUNK_BYTES)
+}
 /// Chunks a worker may have waiting before the reader waits for it.
 const CHUNK_QUEUE: usize = 4;
 
@@ -250,6 +263,10 @@ struct Feed {
     /// The ordered writer's queue of owners, and its returned lists.
     order: Option<OwnerQueue>,
     owners: Vec<u16>,
+    /// The workers with frames waiting, by their first frame (kept to reuse its allocation).
+    ready: Vec<(u64, usize)>,
+    /// The bytes at which a chunk is handed on.
+    chunk_bytes: usize,
 }
 
 impl Feed {
@@ -261,7 +278,7 @@ impl Feed {
         if self.order.is_some() {
             self.owners.push(w as u16);
         }
-        if c.items.len() >= CHUNK_FRAMES || c.data.len() >= CHUNK_BYTES {
+        if c.items.len() >= CHUNK_FRAMES || c.data.len() >= self.chunk_bytes {
             self.flush();
         }
     }
@@ -279,17 +296,18 @@ impl Feed {
                 let _ = tx.send(list);
             }
         }
-        let mut ready: Vec<(u64, usize)> =
-            self.partial.iter().enumerate().filter_map(|(w, c)| c.items.first().map(|i| (i.seq, w))).collect();
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(self.partial.iter().enumerate().filter_map(|(w, c)| c.items.first().map(|i| (i.seq, w))));
         ready.sort_unstable();
-        for (_, w) in ready {
+        for &(_, w) in &ready {
             let fresh = match self.spare[w].try_recv() {
                 Ok(mut c) => {
                     c.items.clear();
                     c.data.clear();
                     c
                 }
-                Err(_) => Chunk { items: Vec::with_capacity(CHUNK_FRAMES), data: Vec::with_capacity(CHUNK_BYTES) },
+                Err(_) => Chunk::default(),
             };
             let chunk = std::mem::replace(&mut self.partial[w], fresh);
             // A worker that is gone (it panicked) takes nothing more.
@@ -299,6 +317,7 @@ impl Feed {
                 }
             }
         }
+        self.ready = ready;
     }
 
     /// Hands everything waiting on, then event `i` to every worker.
@@ -427,7 +446,7 @@ fn drive<'a, S: Source + ?Sized>(
     let mut spare_rx = Vec::with_capacity(workers);
     for _ in 0..workers {
         let (tx, rx) = sync_channel::<Msg>(CHUNK_QUEUE);
-        let (stx, srx) = sync_channel::<Chunk>(CHUNK_QUEUE + 2);
+        let (stx, srx) = sync_channel::<Chunk>(CHUNK_SPARE);
         txs.push(Some(tx));
         rxs.push(rx);
         spare_tx.push(stx);
@@ -439,6 +458,8 @@ fn drive<'a, S: Source + ?Sized>(
         partial: (0..workers).map(|_| Chunk::default()).collect(),
         order,
         owners: Vec::new(),
+        ready: Vec::with_capacity(workers),
+        chunk_bytes: chunk_bytes(workers),
     };
     let start = Instant::now();
     let (counters, end): (Vec<Counters>, ReadEnd) = std::thread::scope(|s| {
@@ -456,8 +477,8 @@ fn drive<'a, S: Source + ?Sized>(
                 s.spawn(move || {
                     let mut worker = Worker::new(pipe);
                     worker.auto_expire = false;
-                    // A burst's frames, each behind its headroom: a burst is part of one chunk.
-                    let mut arena = vec![0u8; BURST * HEADROOM + CHUNK_BYTES + MAX_FRAME];
+                    // A burst's frames, each behind its headroom (grown for larger frames).
+                    let mut arena = vec![0u8; BURST * (HEADROOM + 2048)];
                     let mut spare_frames: Vec<(Timestamp, FrameBuf<'static>)> = Vec::with_capacity(BURST);
                     let mut sent = 0u64;
                     loop {
@@ -512,7 +533,7 @@ fn drive<'a, S: Source + ?Sized>(
                             // Each frame behind its headroom, one after another in the arena.
                             let need: usize = items.iter().map(|it| HEADROOM + it.len as usize).sum();
                             if arena.len() < need {
-                                // Not reached (a burst is part of one chunk): kept safe anyway.
+                                // Frames larger than 2 KiB: at most one chunk's worth.
                                 arena.resize(need, 0);
                             }
                             let mut frames = recycle(std::mem::take(&mut spare_frames));

@@ -16,7 +16,7 @@ use crate::pipeline::OutputError;
 /// Input frames per batch.
 const BATCH: usize = 64;
 /// Batches a worker may have queued before it waits for the writer.
-const QUEUE: usize = 16;
+const QUEUE: usize = 8;
 
 /// What one worker emitted for a run of its input frames.
 #[derive(Default)]
