@@ -39,8 +39,7 @@ impl Worker<'_> {
             if chunk.len() < 2 || self.p.table.len() < self.warm_from {
                 // Nothing worth warming: each frame straight through.
                 for (i, (now, fb)) in chunk.iter_mut().enumerate() {
-                    let pkt = parse(fb.frame());
-                    let o = self.dispatch(*now, fb, pkt, Hint::Unknown, &mut |f: &[u8]| out.emit(base + i, f));
+                    let o = self.process(*now, fb, &mut |f: &[u8]| out.emit(base + i, f));
                     out.done(base + i, o, fb.frame());
                 }
                 continue;

@@ -163,6 +163,7 @@ impl<'p> Worker<'p> {
     }
 
     /// One parsed (or refused) frame through the rest of the pipeline.
+    #[inline]
     pub(super) fn dispatch(
         &mut self,
         now: Timestamp,
