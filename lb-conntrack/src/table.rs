@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use lb_sched::{fold_mul, proto, Flow, ForwardMethod, Protocol, Service, TcpFlags, Timestamp};
 
 use crate::config::{Config, ServiceParams};
-use crate::entry::{conn_info, conn_info_at, Entry, F_INACTIVE, F_NOOUTPUT, NIL, NOT_QUEUED, NO_LINK, SHARD_BITS_IN_LINK};
+use crate::entry::{
+    conn_info, conn_info_at, Entry, F_INACTIVE, F_NOOUTPUT, NIL, NOT_QUEUED, NO_LINK, SHARD_BITS_IN_LINK,
+};
 use crate::key::{addr_of, key_of, sub_hash, Addr, FamilyKey, Key, K1, K2, KIND_IN, KIND_OUT};
 use crate::shard::{Family, Shard};
 use crate::tcp::{self, Dir, State, ALL_STATES};

@@ -321,7 +321,11 @@ mod tests {
             for dir in [Dir::Input, Dir::Output, Dir::InputOnly] {
                 for f in 0..=u8::MAX {
                     for cur in State::ALL {
-                        assert_eq!(next_state_full(full, dir, f, cur), next_state(t, dir, f, cur), "{dir:?} {f:#x} {cur}");
+                        assert_eq!(
+                            next_state_full(full, dir, f, cur),
+                            next_state(t, dir, f, cur),
+                            "{dir:?} {f:#x} {cur}"
+                        );
                     }
                 }
             }
