@@ -3,13 +3,15 @@
 //! beside a `dashmap` keyed by the same 5-tuple.
 //!
 //! cargo bench -p lb-benches --bench conntrack
+//!
+//! Instruction counts: see [`icount`] (`LBKIT_ICOUNT=<case>`).
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::hint::black_box;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use dashmap::DashMap;
 use lb_conntrack::{Config, ConnTable, InVerdict, ServiceParams, State};
 use lb_sched::{DestConfig, Flow, ForwardMethod, Protocol, SchedConfig, Service, TcpFlags, Timestamp};
@@ -330,5 +332,106 @@ fn insert_expire(c: &mut Criterion) {
     g.finish();
 }
 
+/// Instruction counting (noise-free, for a shared machine): with `LBKIT_ICOUNT=CASE` the binary
+/// builds the case's table, runs `LBKIT_ICOUNT_N` (default 100000) iterations of it, the same
+/// calls the timed benches make, and exits. Under `valgrind --tool=callgrind` the difference
+/// between a case and its baseline (same name with `base` for `hit_update` / `insert_expire`:
+/// the same setup and loop without the table call) divided by N is the instructions per call.
+/// Cases: `{hit_update,hit_base}_{v4,v6}_{10k,1m}` (one ACK of an ESTABLISHED connection, in
+/// the benches' pre-shuffled order), `{insert_expire,insert_base}_{v4,v6}_{10k,1m}` (one new
+/// SYN in steady state, an expiry pass every 256), `mixed_{v4,v6}_10k` / `mixed_base_…` (5 %
+/// SYNs of new connections, 95 % ACKs of established ones, as the pipeline's flood).
+fn icount(case: &str, n: usize) {
+    let parts: Vec<&str> = case.rsplitn(3, '_').collect();
+    let [label, fam, kind] = parts[..] else { panic!("unknown LBKIT_ICOUNT case {case}") };
+    let v6 = match fam {
+        "v4" => false,
+        "v6" => true,
+        _ => panic!("unknown family in {case}"),
+    };
+    let size = match label {
+        "10k" => 10_000usize,
+        "1m" => 1_000_000,
+        _ => panic!("unknown size in {case}"),
+    };
+    let svc = service();
+    match kind {
+        "hit_update" | "hit_base" => {
+            let (tb, fl) = filled(size, v6, &svc);
+            let mut order = Rng(99);
+            let ordered: Vec<Flow> = (0..1 << 16).map(|_| fl[order.next() as usize % size]).collect();
+            let t = Timestamp::from_secs(2);
+            let real = kind == "hit_update";
+            let mut i = 0;
+            for _ in 0..n {
+                i = (i + 1) & 0xffff;
+                let f = black_box(&ordered[i]);
+                if real {
+                    black_box(tb.input(t, f, TcpFlags::ACK, &svc, &P));
+                }
+            }
+        }
+        "insert_expire" | "insert_base" => {
+            let step = 1_000u64;
+            let mut cfg = Config { max_connections: 2 * size + 4096, ..Config::default() };
+            cfg.timeouts.set(State::SynRecv, Duration::from_nanos(step * size as u64));
+            let tb = ConnTable::new(cfg);
+            let fl = flows(1 << 22, v6, 0xfeed + size as u64);
+            let mut now = 1_000_000_000u64;
+            let mut i = 0usize;
+            let mut go = |real: bool, i: &mut usize| {
+                let f = black_box(&fl[*i & ((1 << 22) - 1)]);
+                if real {
+                    black_box(tb.input(Timestamp::from_nanos(now), f, TcpFlags::SYN, &svc, &P));
+                }
+                *i += 1;
+                now += step;
+                if real && i.is_multiple_of(256) {
+                    black_box(tb.expire(Timestamp::from_nanos(now)));
+                }
+            };
+            for _ in 0..size + size / 4 {
+                go(true, &mut i);
+            }
+            let real = kind == "insert_expire";
+            for _ in 0..n {
+                go(real, &mut i);
+            }
+        }
+        "mixed" | "mixed_base" => {
+            // 5 % SYNs of new connections, 95 % ACKs of established ones.
+            let (tb, fl) = filled(size, v6, &svc);
+            let fresh = flows(n / 20 + 1, v6, 0xabcd);
+            let mut order = Rng(99);
+            let ordered: Vec<Flow> = (0..1 << 16).map(|_| fl[order.next() as usize % size]).collect();
+            let t = Timestamp::from_secs(2);
+            let real = kind == "mixed";
+            let (mut i, mut j) = (0, 0);
+            for k in 0..n {
+                let (f, flags) = if k % 20 == 0 {
+                    j += 1;
+                    (black_box(&fresh[j - 1]), TcpFlags::SYN)
+                } else {
+                    i = (i + 1) & 0xffff;
+                    (black_box(&ordered[i]), TcpFlags::ACK)
+                };
+                if real {
+                    black_box(tb.input(t, f, flags, &svc, &P));
+                }
+            }
+        }
+        _ => panic!("unknown LBKIT_ICOUNT case {case}"),
+    }
+}
+
 criterion_group!(benches, hit_update, insert_expire);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(case) = std::env::var("LBKIT_ICOUNT") {
+        let n = std::env::var("LBKIT_ICOUNT_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        icount(&case, n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -51,7 +51,7 @@ pub(crate) struct Entry<A> {
     pub(crate) link: u32,
     pub(crate) timeout_ms: u32,
     pub(crate) proto: u8,
-    pub(crate) state: u8,
+    pub(crate) state: State,
     pub(crate) flags: u8,
 }
 
@@ -70,7 +70,7 @@ impl<A: Addr> Entry<A> {
             link: NO_LINK,
             timeout_ms: 0,
             proto: 0,
-            state: 0,
+            state: State::None,
             flags: 0,
         }
     }
@@ -85,7 +85,7 @@ impl<A: Addr> Entry<A> {
     }
     #[inline]
     pub(crate) fn state(&self) -> State {
-        State::from_index(self.state).unwrap_or(State::Close)
+        self.state
     }
     #[inline]
     pub(crate) fn deadline(&self) -> u64 {
@@ -111,6 +111,20 @@ pub(crate) fn link_of(shard: usize, slot: u32) -> u32 {
 /// A copy of what `e` holds, for a verdict.
 #[inline(always)]
 pub(crate) fn conn_info<A: Addr>(e: &Entry<A>, created: bool, rescheduled: bool) -> ConnInfo {
+    conn_info_at(e, e.state, core::time::Duration::from_millis(u64::from(e.timeout_ms)), created, rescheduled)
+}
+
+/// [`conn_info`] for a caller that knows `e`'s state and its timeout as a `Duration` (equal to
+/// `e.state` and `e.timeout_ms`): the packet path, which takes the timeout from the table's
+/// per-state `Duration`s instead of dividing milliseconds again.
+#[inline(always)]
+pub(crate) fn conn_info_at<A: Addr>(
+    e: &Entry<A>,
+    state: State,
+    timeout: core::time::Duration,
+    created: bool,
+    rescheduled: bool,
+) -> ConnInfo {
     let (daddr, dport, dest) = match e.dest.as_deref() {
         Some(d) => (d.addr(), e.dport(d), d.id()),
         None => (A::default().to_ip(), 0, DestId(u32::MAX)),
@@ -125,9 +139,9 @@ pub(crate) fn conn_info<A: Addr>(e: &Entry<A>, created: bool, rescheduled: bool)
         dport,
         dest,
         fwd: e.fwd(),
-        state: e.state(),
+        state,
         last_seen: Timestamp::from_nanos(e.last_seen),
-        timeout: core::time::Duration::from_millis(u64::from(e.timeout_ms)),
+        timeout,
         created,
         rescheduled,
     }

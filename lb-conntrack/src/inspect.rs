@@ -149,7 +149,7 @@ impl ConnTable {
                 .map(|m| {
                     let sh = m.lock();
                     sh.chunks.len() * CHUNK * std::mem::size_of::<Entry<A>>()
-                        + sh.chunks.capacity() * std::mem::size_of::<usize>() * 2
+                        + sh.chunks.capacity() * std::mem::size_of::<crate::shard::Chunk<A>>()
                         + sh.free.capacity() * 4
                         + sh.in_idx.bytes()
                         + sh.out_idx.bytes()

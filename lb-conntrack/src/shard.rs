@@ -17,6 +17,9 @@ use crate::timers::WHEEL;
 pub(crate) const CHUNK_BITS: u32 = 10;
 pub(crate) const CHUNK: usize = 1 << CHUNK_BITS;
 
+/// A chunk of the slab: a fixed-size array, so that a slot's place in it needs no bounds check.
+pub(crate) type Chunk<A> = Box<[Entry<A>; CHUNK]>;
+
 #[derive(Default, Clone, Copy)]
 pub(crate) struct ShardStats {
     pub(crate) states: [u64; ALL_STATES],
@@ -30,7 +33,7 @@ pub(crate) struct ShardStats {
 }
 
 pub(crate) struct Shard<A> {
-    pub(crate) chunks: Vec<Box<[Entry<A>]>>,
+    pub(crate) chunks: Vec<Chunk<A>>,
     pub(crate) free: Vec<u32>,
     pub(crate) in_idx: OpenIndex,
     pub(crate) out_idx: OpenIndex,
@@ -88,7 +91,11 @@ impl<A: Addr> Shard<A> {
             Some(s) => s,
             None => {
                 let s = (self.chunks.len() * CHUNK) as u32;
-                self.chunks.push(vec![Entry::free(); CHUNK].into_boxed_slice());
+                let chunk: Chunk<A> = vec![Entry::free(); CHUNK]
+                    .into_boxed_slice()
+                    .try_into()
+                    .unwrap_or_else(|_| unreachable!("a chunk is CHUNK entries"));
+                self.chunks.push(chunk);
                 // Push the rest of the chunk, highest first, so slots are used in order.
                 self.free.extend((s + 1..s + CHUNK as u32).rev());
                 s
@@ -158,11 +165,8 @@ impl<A: Addr> Family<A> {
 
     #[inline]
     pub(crate) fn index_of(&self, hc: u64) -> usize {
-        if self.bits == 0 {
-            0
-        } else {
-            (hc >> (64 - self.bits)) as usize
-        }
+        // The top `bits` bits of `hc` (none when `bits` is 0), without a branch.
+        (hc >> 1 >> (63 - self.bits)) as usize
     }
 }
 

@@ -3,12 +3,15 @@
 //! views live in their own modules.
 
 use core::fmt;
+use core::time::Duration;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use lb_sched::{fold_mul, proto, Flow, ForwardMethod, Protocol, Service, TcpFlags, Timestamp};
 
 use crate::config::{Config, ServiceParams};
-use crate::entry::{conn_info, Entry, F_INACTIVE, F_NOOUTPUT, NIL, NOT_QUEUED, NO_LINK, SHARD_BITS_IN_LINK};
+use crate::entry::{
+    conn_info, conn_info_at, Entry, F_INACTIVE, F_NOOUTPUT, NIL, NOT_QUEUED, NO_LINK, SHARD_BITS_IN_LINK,
+};
 use crate::key::{addr_of, key_of, sub_hash, Addr, FamilyKey, Key, K1, K2, KIND_IN, KIND_OUT};
 use crate::shard::{Family, Shard};
 use crate::tcp::{self, Dir, State, ALL_STATES};
@@ -48,7 +51,10 @@ pub struct ConnTable {
     pub(crate) v6: Family<u128>,
     pub(crate) cfg: Config,
     pub(crate) timeouts_ms: [u32; ALL_STATES],
-    pub(crate) states: &'static tcp::Table,
+    /// `timeouts_ms` as `Duration`s (what a verdict carries).
+    pub(crate) timeouts: [Duration; ALL_STATES],
+    /// The state table (normal or secure_tcp), completed for every event and state.
+    pub(crate) states: &'static tcp::FullTable,
     pub(crate) total: AtomicUsize,
     pub(crate) seed: [u64; 2],
     pub(crate) refused: AtomicU64,
@@ -66,7 +72,7 @@ impl fmt::Debug for ConnTable {
 
 /// A duration in milliseconds, saturated to `u32` (the entries' timeout field).
 #[inline]
-pub(crate) fn millis(d: core::time::Duration) -> u32 {
+pub(crate) fn millis(d: Duration) -> u32 {
     d.as_millis().min(u128::from(u32::MAX)) as u32
 }
 
@@ -94,11 +100,13 @@ impl ConnTable {
         for (t, d) in timeouts_ms.iter_mut().zip(cfg.timeouts.0) {
             *t = millis(d);
         }
+        let timeouts = timeouts_ms.map(|ms| Duration::from_millis(u64::from(ms)));
         ConnTable {
             v4: Family::new(shards),
             v6: Family::new(shards),
-            states: if cfg.secure_tcp { &tcp::SECURE } else { &tcp::NORMAL },
+            states: if cfg.secure_tcp { &tcp::SECURE_FULL } else { &tcp::NORMAL_FULL },
             timeouts_ms,
+            timeouts,
             cfg,
             total: AtomicUsize::new(0),
             seed,
@@ -224,7 +232,10 @@ impl ConnTable {
         acc
     }
 
+    /// A client packet of family `A`: the hit path (an existing, live connection whose
+    /// destination is available), inlined; everything else in [`ConnTable::input_new`].
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn input_fam<A: Addr>(
         &self,
         fam: &Family<A>,
@@ -235,8 +246,7 @@ impl ConnTable {
         svc: &Service,
         params: &ServiceParams,
     ) -> InVerdict {
-        let is_tcp = k.proto == proto::TCP;
-        let syn = is_tcp && f & TcpFlags::SYN != 0;
+        let syn = k.proto == proto::TCP && f & TcpFlags::SYN != 0;
         let hc = self.client_hash(k.proto, k.caddr, k.cport);
         let hin = sub_hash(hc, k.vaddr, k.vport, KIND_IN);
         let si = fam.index_of(hc);
@@ -244,33 +254,77 @@ impl ConnTable {
         let mut dropped_link = NO_LINK;
         {
             let mut sh = fam.shards[si].lock();
-            let found = self.find_live(&mut sh, hin, &k, now, &mut dropped_link);
-            if let Some(slot) = found {
-                sh.stats.hits += 1;
-                let (resched, available) = {
-                    let e = sh.entry(slot);
-                    let (weight0, available) =
-                        e.dest.as_deref().map_or((false, false), |d| (d.weight() == 0, d.is_available()));
-                    let resched = self.cfg.conn_reuse_mode != 0
-                        && syn
-                        && ((self.cfg.expire_nodest_conn && weight0)
-                            || (e.link == NO_LINK && self.new_conn_expected(e)));
-                    (resched, available)
-                };
-                if resched || (!available && self.cfg.expire_nodest_conn) {
-                    sh.stats.rescheduled += 1;
-                    dropped_link = self.release(&mut sh, slot);
-                    rescheduled = true;
-                } else if !available {
-                    self.dest_unavailable.fetch_add(1, Relaxed);
-                    return InVerdict::DestUnavailable(conn_info(sh.entry(slot), false, false));
-                } else {
-                    return InVerdict::Forward(self.transition(&mut sh, slot, now, Dir::Input, f, false, false));
+            match sh.find_in(hin, &k, false) {
+                Some(slot) => {
+                    let e = sh.entry_mut(slot);
+                    if e.deadline() > now {
+                        // The reuse check reads the destination's weight only for a SYN that
+                        // may reuse a connection (conn_reuse_mode).
+                        let reuse = syn && self.cfg.conn_reuse_mode != 0;
+                        let (resched, available) = match e.dest.as_deref() {
+                            Some(d) => (
+                                reuse
+                                    && ((self.cfg.expire_nodest_conn && d.weight() == 0)
+                                        || (e.link == NO_LINK && self.new_conn_expected(e))),
+                                d.is_available(),
+                            ),
+                            None => (reuse && e.link == NO_LINK && self.new_conn_expected(e), false),
+                        };
+                        if !resched && available {
+                            let new = self.step(e, now, Dir::Input, f);
+                            let timeout = self.timeouts[new as usize];
+                            let v = if new != e.state {
+                                self.state_moved(&mut sh, slot, new);
+                                conn_info_at(sh.entry(slot), new, timeout, false, false)
+                            } else {
+                                conn_info_at(e, new, timeout, false, false)
+                            };
+                            sh.stats.hits += 1;
+                            return InVerdict::Forward(v);
+                        }
+                        sh.stats.hits += 1;
+                        if resched || self.cfg.expire_nodest_conn {
+                            sh.stats.rescheduled += 1;
+                            dropped_link = self.release(&mut sh, slot);
+                            rescheduled = true;
+                        } else {
+                            self.dest_unavailable.fetch_add(1, Relaxed);
+                            return InVerdict::DestUnavailable(conn_info(sh.entry(slot), false, false));
+                        }
+                    } else {
+                        // Past its deadline: its timer would have fired (see `find_live`).
+                        dropped_link = self.release(&mut sh, slot);
+                        sh.stats.expired += 1;
+                        sh.stats.misses += 1;
+                    }
                 }
-            } else {
-                sh.stats.misses += 1;
+                None => sh.stats.misses += 1,
             }
         }
+        self.input_new(fam, now, k, flow, f, svc, params, (hc, hin, si), rescheduled, dropped_link)
+    }
+
+    /// The rest of [`ConnTable::input`] after the first lookup missed (or met a connection to
+    /// schedule anew): IPVS's scheduling and connection creation. `hashes` are the client hash,
+    /// the in-index hash and the shard index of `k`; `dropped_link` is a template link the
+    /// lookup left to drop.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn input_new<A: Addr>(
+        &self,
+        fam: &Family<A>,
+        now: u64,
+        k: Key<A>,
+        flow: &Flow,
+        f: u8,
+        svc: &Service,
+        params: &ServiceParams,
+        (hc, hin, si): (u64, u64, usize),
+        rescheduled: bool,
+        dropped_link: u32,
+    ) -> InVerdict {
+        let is_tcp = k.proto == proto::TCP;
+        let syn = is_tcp && f & TcpFlags::SYN != 0;
         self.drop_control(fam, dropped_link);
 
         // An unknown connection: may this packet create one? (tcp_conn_schedule)
@@ -304,7 +358,7 @@ impl ConnTable {
             e.cport = k.cport;
             e.vport = k.vport;
             e.proto = k.proto;
-            e.state = State::Udp as u8;
+            e.state = State::Udp;
             e.flags = dest.fwd() as u8;
             e.dest = Some(dest);
             return InVerdict::OnePacket(conn_info(&e, true, rescheduled));
@@ -366,7 +420,7 @@ impl ConnTable {
             link: tmpl,
             timeout_ms,
             proto: k.proto,
-            state: state as u8,
+            state,
             flags,
         });
         sh.stats.states[state as usize] += 1;
@@ -503,10 +557,24 @@ impl ConnTable {
         rescheduled: bool,
     ) -> ConnInfo {
         let e = sh.entry_mut(slot);
+        let new = self.step(e, now, dir, f);
+        let timeout = self.timeouts[new as usize];
+        if new != e.state || created {
+            self.state_moved(sh, slot, new);
+            conn_info_at(sh.entry(slot), new, timeout, created, rescheduled)
+        } else {
+            conn_info_at(e, new, timeout, created, rescheduled)
+        }
+    }
+
+    /// The part of a transition that touches only the entry: `last_seen`, the half-connection
+    /// flag, the timeout of the new state. Returns the new state; `e.state` still holds the old
+    /// one ([`ConnTable::state_moved`] moves it).
+    #[inline(always)]
+    fn step<A: Addr>(&self, e: &mut Entry<A>, now: u64, dir: Dir, f: u8) -> State {
         if now > e.last_seen {
             e.last_seen = now;
         }
-        let old = e.state();
         let new = if e.proto == proto::TCP {
             let mut dir = dir;
             if e.flags & F_NOOUTPUT != 0 {
@@ -516,10 +584,22 @@ impl ConnTable {
                     dir = Dir::InputOnly;
                 }
             }
-            tcp::next_state(self.states, dir, f, old)
+            tcp::next_state_full(self.states, dir, f, e.state)
         } else {
             State::Udp
         };
+        e.timeout_ms = self.timeouts_ms[new as usize];
+        new
+    }
+
+    /// The rest of a transition that changes the state (or creates the connection): the
+    /// destination's active / inactive counts, the state counters, the embryonic list, and the
+    /// timer, queued at the new deadline (packets that keep the state only move `last_seen`; the
+    /// wheel catches up lazily, see `expire`).
+    #[inline(never)]
+    fn state_moved<A: Addr>(&self, sh: &mut Shard<A>, slot: u32, new: State) {
+        let e = sh.entry_mut(slot);
+        let old = e.state;
         if new != old {
             if let Some(d) = e.dest.as_deref() {
                 let inactive = e.flags & F_INACTIVE != 0;
@@ -531,11 +611,7 @@ impl ConnTable {
                     e.flags &= !F_INACTIVE;
                 }
             }
-            e.state = new as u8;
-        }
-        e.timeout_ms = self.timeouts_ms[new as usize];
-        let v = conn_info(e, created, rescheduled);
-        if new != old {
+            e.state = new;
             sh.stats.states[old as usize] -= 1;
             sh.stats.states[new as usize] += 1;
             if new.is_embryonic() {
@@ -551,11 +627,6 @@ impl ConnTable {
                 }
             }
         }
-        // Packets only move `last_seen` (the wheel catches up lazily, see `expire`); a new
-        // state means a new timeout: queue the connection at its new deadline.
-        if new != old || created {
-            sh.schedule(slot);
-        }
-        v
+        sh.schedule(slot);
     }
 }

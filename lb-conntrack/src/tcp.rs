@@ -242,9 +242,95 @@ pub const fn next_state(table: &Table, dir: Dir, f: u8, cur: State) -> State {
     }
 }
 
+/// An event index of [`FullTable`]: an [`Event`] or none of RST/SYN/FIN/ACK (an enum so that
+/// indexing a table by it needs no bounds check).
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum Ev {
+    Syn = 0,
+    Fin = 1,
+    Ack = 2,
+    Rst = 3,
+    None = 4,
+}
+
+/// The [`Ev`] of every value of the flags' low five bits (FIN, SYN, RST, PSH, ACK: the only
+/// bits [`Event::from_flags`] reads).
+const EV_OF: [Ev; 32] = {
+    let mut t = [Ev::None; 32];
+    let mut i = 0;
+    while i < 32 {
+        t[i] = match Event::from_flags(i as u8) {
+            Some(Event::Syn) => Ev::Syn,
+            Some(Event::Fin) => Ev::Fin,
+            Some(Event::Ack) => Ev::Ack,
+            Some(Event::Rst) => Ev::Rst,
+            None => Ev::None,
+        };
+        i += 1;
+    }
+    t
+};
+
+/// A [`Table`] completed for every event and state a packet meets, so that [`next_state`] is
+/// three indexings: `[direction][Ev][current state]`. The fifth event row (no RST/SYN/FIN/ACK)
+/// gives CLOSE; the UDP column keeps UDP.
+pub(crate) type FullTable = [[[State; ALL_STATES]; 5]; 3];
+
+const fn full(t: &Table) -> FullTable {
+    let mut out = [[[State::Close; ALL_STATES]; 5]; 3];
+    let mut d = 0;
+    while d < 3 {
+        let mut ev = 0;
+        while ev < 5 {
+            let mut s = 0;
+            while s < ALL_STATES {
+                out[d][ev][s] = if s == State::Udp as usize {
+                    State::Udp
+                } else if ev == 4 {
+                    State::Close
+                } else {
+                    t[d][ev][s]
+                };
+                s += 1;
+            }
+            ev += 1;
+        }
+        d += 1;
+    }
+    out
+}
+
+/// [`NORMAL`] and [`SECURE`] as [`FullTable`]s.
+pub(crate) static NORMAL_FULL: FullTable = full(&NORMAL);
+pub(crate) static SECURE_FULL: FullTable = full(&SECURE);
+
+/// [`next_state`] by a [`FullTable`]: the same state for every input.
+#[inline(always)]
+pub(crate) fn next_state_full(table: &FullTable, dir: Dir, f: u8, cur: State) -> State {
+    table[dir as usize][EV_OF[(f & 0x1f) as usize] as usize][cur as usize]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_full_tables_agree_with_next_state_everywhere() {
+        for (t, full) in [(&NORMAL, &NORMAL_FULL), (&SECURE, &SECURE_FULL)] {
+            for dir in [Dir::Input, Dir::Output, Dir::InputOnly] {
+                for f in 0..=u8::MAX {
+                    for cur in State::ALL {
+                        assert_eq!(
+                            next_state_full(full, dir, f, cur),
+                            next_state(t, dir, f, cur),
+                            "{dir:?} {f:#x} {cur}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn event_priority_is_rst_syn_fin_ack() {

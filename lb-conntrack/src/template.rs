@@ -11,6 +11,7 @@ use crate::entry::{link_of, Entry, F_TEMPLATE, NIL, NOT_QUEUED, NO_LINK, SHARD_B
 use crate::key::{sub_hash, Addr, Key, KIND_TMPL};
 use crate::shard::Family;
 use crate::table::{millis, ConnTable};
+use crate::tcp::State;
 use crate::verdict::InVerdict;
 
 impl ConnTable {
@@ -86,7 +87,7 @@ impl ConnTable {
             link: 1,
             timeout_ms: millis(p.timeout),
             proto: tk.proto,
-            state: 0,
+            state: State::None,
             flags: F_TEMPLATE | d.fwd() as u8,
         });
         sh.stats.templates += 1;
