@@ -205,3 +205,228 @@ impl Scheduler for Maglev {
         Some(&self.table)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::{DestConfig, DestId};
+
+    /// The table build as it was before it was optimised (kept verbatim): the paper's
+    /// round-robin fill with Katran V2 weights, one probe at a time. The optimised [`populate`]
+    /// must give the same table for every input.
+    fn populate_reference(m: u32, dests: &[Arc<Destination>]) -> Result<Box<[u32]>, SchedError> {
+        if dests.len() > m as usize {
+            return Err(SchedError::TooManyDestinations { sched: "maglev", count: dests.len(), table: m });
+        }
+        struct Entry {
+            h1: u64,
+            h2: u64,
+            key: ([u8; 16], u16),
+            index: u32,
+            weight: u64,
+            pos: u32,
+            skip: u32,
+            cum: u64,
+        }
+        let mut entries: Vec<Entry> = dests
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.weight() > 0)
+            .map(|(i, d)| {
+                let (h1, h2) = identity_hashes(&d.addr(), d.port());
+                Entry {
+                    h1,
+                    h2,
+                    key: (addr16(&d.addr()), d.port()),
+                    index: i as u32,
+                    weight: d.weight().into(),
+                    pos: (h1 % u64::from(m)) as u32,
+                    skip: (h2 % u64::from(m - 1)) as u32 + 1,
+                    cum: 0,
+                }
+            })
+            .collect();
+        entries.sort_unstable_by_key(|e| (e.h1, e.h2, e.key));
+        let mut table = vec![EMPTY; m as usize].into_boxed_slice();
+        match entries.len() {
+            0 => return Ok(table),
+            1 => {
+                table.fill(entries[0].index);
+                return Ok(table);
+            }
+            _ => {}
+        }
+        let max_w = entries.iter().map(|e| e.weight).max().unwrap_or(1);
+        let mut used = vec![0u64; (m as usize).div_ceil(64)];
+        let mut filled = 0u32;
+        loop {
+            for e in entries.iter_mut() {
+                e.cum += e.weight;
+                if e.cum < max_w {
+                    continue;
+                }
+                e.cum -= max_w;
+                let mut pos = e.pos;
+                while used[(pos >> 6) as usize] & (1 << (pos & 63)) != 0 {
+                    pos += e.skip;
+                    if pos >= m {
+                        pos -= m;
+                    }
+                }
+                used[(pos >> 6) as usize] |= 1 << (pos & 63);
+                e.pos = pos;
+                table[pos as usize] = e.index;
+                filled += 1;
+                if filled == m {
+                    return Ok(table);
+                }
+            }
+        }
+    }
+
+    /// splitmix64: a small deterministic generator, so a failure names its case.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        /// Uniform in `lo..=hi`.
+        fn range(&mut self, lo: u64, hi: u64) -> u64 {
+            lo + self.next() % (hi - lo + 1)
+        }
+    }
+
+    /// `n` distinct destinations (IPv4 and IPv6, assorted ports), weights from `weight`.
+    fn dests(rng: &mut Rng, n: usize, mut weight: impl FnMut(&mut Rng, usize) -> u32) -> Vec<Arc<Destination>> {
+        let base = rng.next();
+        (0..n)
+            .map(|i| {
+                let addr = if (base >> 7).is_multiple_of(3) {
+                    IpAddr::V6(Ipv6Addr::from((u128::from(base) << 64) | i as u128))
+                } else {
+                    IpAddr::V4(Ipv4Addr::from((base as u32 & 0xff00_0000).wrapping_add(i as u32)))
+                };
+                let port = if base.is_multiple_of(2) { 80 } else { (base >> 16) as u16 ^ (i as u16) };
+                let w = weight(rng, i);
+                Arc::new(Destination::new(DestId(i as u32), &DestConfig::new(addr, port).weight(w)))
+            })
+            .collect()
+    }
+
+    fn check(m: u32, ds: &[Arc<Destination>], what: &str) {
+        let got = populate(m, ds);
+        let want = populate_reference(m, ds);
+        match (got, want) {
+            (Ok(got), Ok(want)) => {
+                assert_eq!(got.len(), want.len(), "{what}: M = {m}, N = {}", ds.len());
+                if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+                    panic!("{what}: M = {m}, N = {}: slot {i} is {} instead of {}", ds.len(), got[i], want[i]);
+                }
+            }
+            (Err(got), Err(want)) => assert_eq!(got.to_string(), want.to_string(), "{what}"),
+            (got, want) => panic!("{what}: M = {m}, N = {}: {:?} vs {:?}", ds.len(), got.is_ok(), want.is_ok()),
+        }
+    }
+
+    const PRIMES: &[u32] = &[3, 5, 7, 11, 13, 31, 97, 251, 509, 1021, 4093, 8191, 65521, 65537];
+
+    /// Many random (M, N, weights): equal weights (any value), unequal, with zeros, all zero,
+    /// huge, N = 1, N = M and N just below M. Identical tables.
+    #[test]
+    fn populate_matches_the_reference_build() {
+        let mut rng = Rng(0x6d61_676c_6576);
+        for case in 0..400u32 {
+            let m = if case % 5 == 4 {
+                // A random prime up to 20 000.
+                loop {
+                    let c = rng.range(3, 20_000) as u32;
+                    if is_prime(c.into()) {
+                        break c;
+                    }
+                }
+            } else {
+                PRIMES[rng.range(0, PRIMES.len() as u64 - 1) as usize]
+            };
+            // Large tables are slow in the reference build at opt-level 1: fewer of them.
+            if m > 20_000 && case % 4 != 0 {
+                continue;
+            }
+            let n = match rng.range(0, 7) {
+                0 => 1,
+                1 => m as usize,
+                2 => (m as usize).saturating_sub(rng.range(1, 3) as usize).max(1),
+                3 => rng.range(2, 10) as usize,
+                4 => rng.range(1, u64::from(m).min(1200)) as usize,
+                5 => (m as usize / 2).max(1),
+                _ => rng.range(1, u64::from(m).min(100)) as usize,
+            };
+            let kind = rng.range(0, 6);
+            let w0 = rng.range(1, 1000) as u32;
+            let ds = dests(&mut rng, n, |r, _| match kind {
+                0 => 1,
+                1 => w0,
+                2 => r.range(1, 4) as u32,
+                3 => r.range(0, 3) as u32,
+                4 => u32::from(r.range(0, 9) != 0) * w0,
+                5 => r.range(1, u64::from(u32::MAX)) as u32,
+                _ => r.range(0, 100) as u32,
+            });
+            check(m, &ds, &format!("case {case} (weights kind {kind})"));
+        }
+    }
+
+    #[test]
+    fn populate_matches_the_reference_at_the_edges() {
+        let mut rng = Rng(7);
+        for m in [3u32, 5, 7, 251, 4093, 65537] {
+            // No destination, all weight 0, one, one with weight 0 beside one with weight.
+            check(m, &[], "empty");
+            check(m, &dests(&mut rng, 3.min(m as usize), |_, _| 0), "all zero");
+            check(m, &dests(&mut rng, 1, |_, _| 5), "one");
+            check(m, &dests(&mut rng, 2, |_, i| i as u32), "one of two weighted");
+            // N = M and N = M - 1 (one slot each, the last probes walk nearly the whole table),
+            // and more destinations than slots: refused.
+            check(m, &dests(&mut rng, m as usize, |_, _| 1), "N = M");
+            check(m, &dests(&mut rng, m as usize - 1, |r, _| r.range(1, 2) as u32), "N = M - 1");
+            check(m, &dests(&mut rng, m as usize + 1, |_, _| 1), "too many");
+            // One heavy destination among light ones, and the reverse.
+            check(m, &dests(&mut rng, 50.min(m as usize), |_, i| if i == 0 { 1000 } else { 1 }), "one heavy");
+            check(m, &dests(&mut rng, 50.min(m as usize), |_, i| if i == 0 { 1 } else { 1000 }), "one light");
+        }
+        // The benchmark's inputs: N = 100 and 1000 of weight 1 and of weights 1..=4.
+        for m in [4093u32, 65537] {
+            for n in [100usize, 1000] {
+                check(m, &dests(&mut rng, n, |_, _| 1), "bench, equal");
+                check(m, &dests(&mut rng, n, |_, i| 1 + (i % 4) as u32), "bench, 1..=4");
+            }
+        }
+        // Every N at a small M, every weight kind.
+        for m in [7u32, 13, 31] {
+            for n in 1..=m as usize {
+                check(m, &dests(&mut rng, n, |_, _| 1), "small, equal");
+                check(m, &dests(&mut rng, n, |r, _| r.range(0, 3) as u32), "small, 0..=3");
+            }
+        }
+    }
+
+    /// The same identity twice (not reachable through a `Service`, which refuses it, but through
+    /// `internals`): still the reference's table.
+    #[test]
+    fn populate_matches_the_reference_with_duplicate_identities() {
+        let mut rng = Rng(11);
+        for m in [7u32, 251, 4093] {
+            let mut ds = dests(&mut rng, 20, |r, _| r.range(1, 3) as u32);
+            let dup = ds.clone();
+            ds.extend(dup);
+            check(m, &ds, "duplicates");
+        }
+    }
+}
