@@ -101,7 +101,8 @@ pub fn build(cfg: &SchedConfig, dests: &[Arc<Destination>]) -> Result<Box<dyn Sc
 /// is (`tests::populate_reference` is the plain build, and the tests hold the two equal):
 ///
 /// * While more than 60 % of the slots are free, the destination walks its permutation over an
-///   occupancy bitmap, one probe at a time (no `%`: a conditional move a step).
+///   occupancy bitmap (no `%`: a conditional move a step): its first two probes checked
+///   together without a branch, where most turns end, then one at a time.
 /// * Then it walks four probes at a time, four interleaved walks checked without a branch
 ///   ([`walk4`]): the mispredicted branch that ends a walk comes once a turn, not every few
 ///   probes.
@@ -151,7 +152,9 @@ pub(crate) fn populate(m: u32, dests: &[Arc<Destination>]) -> Result<Box<[u32]>,
         _ => {}
     }
     let max_w = entries.iter().map(|e| e.weight).max().unwrap_or(1);
-    let fill = Fill::new(m, entries.iter().map(|e| Perm { pos: e.pos, skip: e.skip, index: e.index }).collect());
+    // A walk starts one step after `pos`: the step before the offset, to begin with.
+    let perm = |e: &Entry| Perm { pos: step(e.pos, m - e.skip, m), skip: e.skip, index: e.index };
+    let fill = Fill::new(m, entries.iter().map(perm).collect());
     if entries.iter().all(|e| e.weight == max_w) {
         fill.run(Equal { next: 0, n: entries.len() }, &mut table);
     } else {
@@ -224,7 +227,8 @@ struct Fill {
 /// A destination's permutation and where it is in it.
 #[derive(Clone, Copy)]
 struct Perm {
-    /// Its offset, then the last slot it took: every slot before it in its permutation is taken.
+    /// The last slot it took (to begin with, the one before its offset in its permutation): its
+    /// next slot is the first free one from `pos + skip` on.
     pos: u32,
     skip: u32,
     /// Its index in `dests`: what its slots hold.
@@ -258,12 +262,19 @@ impl Fill {
         let tail = (2 * u64::from(m)).isqrt() as u32;
         let four_from = (u64::from(m) * 3 / 5).max(tail.into()) as u32;
         while self.free > four_from {
-            // Most slots free: one probe at a time, most turns take their first.
+            // Most slots free: most turns take their first or second probe (whichever, a coin
+            // toss for the branch predictor: a conditional move).
             let d = &mut self.dests[turns.next()];
             let used = &mut self.used[..=mask];
-            let mut p = d.pos;
-            while !is_free(used, mask, p) {
-                p = step(p, d.skip, m);
+            let a = step(d.pos, d.skip, m);
+            let b = step(a, d.skip, m);
+            let (fa, fb) = (is_free(used, mask, a), is_free(used, mask, b));
+            let mut p = core::hint::select_unpredictable(fa, a, b);
+            if u8::from(fa) | u8::from(fb) == 0 {
+                p = step(b, d.skip, m);
+                while !is_free(used, mask, p) {
+                    p = step(p, d.skip, m);
+                }
             }
             used[(p >> 6) as usize & mask] |= 1 << (p & 63);
             d.pos = p;
@@ -298,7 +309,7 @@ impl Fill {
     fn walk(&self, i: usize) -> u32 {
         let (m, mask, d) = (self.m, self.mask, self.dests[i]);
         let used = &self.used[..=mask];
-        let mut p = d.pos;
+        let mut p = step(d.pos, d.skip, m);
         while !is_free(used, mask, p) {
             p = step(p, d.skip, m);
         }
@@ -306,14 +317,10 @@ impl Fill {
     }
 }
 
-/// The first free slot of the permutation `skip` from `p0` on, four slots at a time: four
+/// The first free slot of the permutation `skip` after `p0`, four slots at a time: four
 /// interleaved walks `4 · skip` apart, checked without a branch, then one branch for the four.
 #[inline(always)]
 fn walk4(used: &[u64], mask: usize, m: u32, p0: u32, skip: u32) -> u32 {
-    if is_free(used, mask, p0) {
-        // Only a destination's first turn: after it, `p0` is the slot it took last.
-        return p0;
-    }
     let skip2 = step(skip, skip, m);
     let skip4 = step(skip2, skip2, m);
     let mut p = [step(p0, skip, m), step(p0, skip2, m), 0, 0];
@@ -332,8 +339,8 @@ fn walk4(used: &[u64], mask: usize, m: u32, p0: u32, skip: u32) -> u32 {
 }
 
 /// The end of a fill, when few slots are free: a turn takes the free slot nearest in its
-/// permutation by arithmetic instead of walking. Slot `s` comes `(s − pos) · skip⁻¹ mod m`
-/// steps after the destination's position `pos`, and the fewest steps is the slot a walk
+/// permutation by arithmetic instead of walking. Slot `s` comes `(s − p) · skip⁻¹ mod m`
+/// steps after the walk's first slot `p = pos + skip`, and the fewest steps is the slot a walk
 /// would reach first (the permutation is a bijection, so the step counts are distinct).
 struct Tail {
     /// The free slots, in no order.
@@ -381,7 +388,7 @@ impl Tail {
             self.list.swap_remove(at);
             return slot;
         }
-        let p = fill.dests[i].pos;
+        let p = step(fill.dests[i].pos, fill.dests[i].skip, m);
         let at = if m < SMALL_TABLE && self.list.len() <= 1 << SMALL_INDEX_BITS {
             // Lemire's remainder: with c = ⌊2⁶⁴ / m⌋ + 1 and x < 2⁶⁴ / m, L = c · x mod 2⁶⁴
             // lies in [d · 2⁶⁴/m, d · 2⁶⁴/m + x) where d = x mod m, so L orders the slots as d
