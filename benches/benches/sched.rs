@@ -2,12 +2,14 @@
 //! and `maglev_build`: table builds beside the `maglev-hash` crate.
 //!
 //! cargo bench -p lb-benches --bench sched
+//!
+//! `LBKIT_ICOUNT=maglev_build` counts instructions instead (see `icount`).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use lb_sched::{harness, registry, DestConfig, Destination, Flow, SchedConfig, Service};
 
 /// The flows and services lb-sched's criterion helpers use, so a user's bench with
@@ -183,4 +185,31 @@ fn build(c: &mut Criterion) {
 }
 
 criterion_group!(benches, pick, build);
-criterion_main!(benches);
+
+/// Instruction counting (noise-free, for a shared machine): with `LBKIT_ICOUNT=maglev_build` the
+/// binary builds a `maglev` table `LBKIT_ICOUNT_N` times (default 10), of `LBKIT_ICOUNT_M`
+/// slots (default 65537) for `LBKIT_ICOUNT_DESTS` destinations of weight 1 (default 1000), the
+/// inputs of the `maglev_build` group, and exits. Under `valgrind --tool=callgrind`, the
+/// difference between N builds and 0 divided by N is the instructions per build.
+fn icount(case: &str) {
+    let env = |k: &str, d: u32| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (n, m) = (env("LBKIT_ICOUNT_N", 10), env("LBKIT_ICOUNT_M", 65537));
+    let ds = dests(env("LBKIT_ICOUNT_DESTS", 1000));
+    match case {
+        "maglev_build" => {
+            for _ in 0..n {
+                black_box(lb_sched::internals::maglev::populate(m, black_box(&ds)).unwrap());
+            }
+        }
+        other => panic!("unknown LBKIT_ICOUNT case {other}"),
+    }
+}
+
+fn main() {
+    if let Ok(case) = std::env::var("LBKIT_ICOUNT") {
+        icount(&case);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
