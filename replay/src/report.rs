@@ -64,7 +64,7 @@ pub struct CaptureReport {
     pub format: String,
     /// Link type(s).
     pub link_type: String,
-    /// Frames in the file.
+    /// Frames read from the file (all of them, unless the replay was stopped first).
     pub frames: usize,
     /// Frames given a synthetic Ethernet header.
     pub converted: usize,
