@@ -36,17 +36,7 @@ fn pipeline(mode: ForwardMethod, syn_recv_timeout: Option<Duration>) -> Pipeline
     if let Some(t) = syn_recv_timeout {
         conntrack.timeouts.set(lb_conntrack::State::SynRecv, t);
     }
-    let cfg = PipelineConfig {
-        services: vec![spec],
-        mode: Some(mode),
-        conntrack,
-        mtu: 1500,
-        tun_src: vec![],
-        director_ips: vec![],
-        neigh: Default::default(),
-        director_mac: None,
-        future_backends: vec![],
-    };
+    let cfg = PipelineConfig { conntrack, ..PipelineConfig::new(vec![spec], Some(mode)) };
     Pipeline::new(&cfg, &|_| None).unwrap()
 }
 

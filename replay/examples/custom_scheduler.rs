@@ -76,17 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for b in ["10.0.0.1,mac=02:00:00:00:01:01", "10.0.0.2,mac=02:00:00:00:01:02", "10.0.0.3,mac=02:00:00:00:01:03"] {
         svc.backends.push(parse_backend(b)?);
     }
-    let cfg = PipelineConfig {
-        services: vec![svc],
-        mode: Some(ForwardMethod::DirectRoute),
-        conntrack: lb_conntrack::Config::default(),
-        mtu: 1500,
-        tun_src: vec![],
-        director_ips: vec![],
-        neigh: Default::default(),
-        director_mac: None,
-        future_backends: vec![],
-    };
+    let cfg = PipelineConfig::new(vec![svc], Some(ForwardMethod::DirectRoute));
     let pipe = Pipeline::with_registry(&cfg, &registry, &|_| None)?;
     let mut cap = CaptureReader::from_bytes(Path::new("sample.pcap"), &include_bytes!("../data/sample.pcap")[..])?;
     let res = run(&mut cap, &pipe, &RunConfig::new(1), &NullOutput);

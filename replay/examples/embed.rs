@@ -14,17 +14,7 @@ fn main() {
     for b in ["10.0.0.1,mac=02:00:00:00:01:01", "10.0.0.2,weight=2,mac=02:00:00:00:01:02"] {
         svc.backends.push(parse_backend(b).unwrap());
     }
-    let cfg = PipelineConfig {
-        services: vec![svc],
-        mode: Some(ForwardMethod::DirectRoute),
-        conntrack: lb_conntrack::Config::default(),
-        mtu: 1500,
-        tun_src: vec![],
-        director_ips: vec![],
-        neigh: Default::default(),
-        director_mac: None,
-        future_backends: vec![],
-    };
+    let cfg = PipelineConfig::new(vec![svc], Some(ForwardMethod::DirectRoute));
     let pipe = Pipeline::new(&cfg, &|_| None).expect("a valid configuration");
     let mut worker = Worker::new(&pipe);
 

@@ -36,15 +36,9 @@ fn config(mode: ForwardMethod, by_address: bool) -> PipelineConfig {
         vec![svc(Vip::Any { v6: false }, &backends), svc(Vip::Any { v6: true }, &backends)]
     };
     PipelineConfig {
-        services,
-        mode: Some(mode),
-        conntrack: lb_conntrack::Config::default(),
-        mtu: 1500,
         tun_src: vec!["192.0.2.254".parse().unwrap(), "2001:db8:fffe::1".parse().unwrap()],
-        director_ips: vec![],
         neigh,
-        director_mac: None,
-        future_backends: vec![],
+        ..PipelineConfig::new(services, Some(mode))
     }
 }
 

@@ -38,15 +38,9 @@ fn config(mode: ForwardMethod, sched: &str) -> PipelineConfig {
     }
     let svc = |v6| ServiceSpec { sched: sched.into(), backends: backends.clone(), ..ServiceSpec::new(Vip::Any { v6 }) };
     PipelineConfig {
-        services: vec![svc(false), svc(true)],
-        mode: Some(mode),
-        conntrack: lb_conntrack::Config::default(),
-        mtu: 1500,
         tun_src: vec!["192.0.2.254".parse().unwrap(), "2001:db8:fffe::1".parse().unwrap()],
-        director_ips: vec![],
         neigh,
-        director_mac: None,
-        future_backends: vec![],
+        ..PipelineConfig::new(vec![svc(false), svc(true)], Some(mode))
     }
 }
 

@@ -78,15 +78,9 @@ fn replay(action: &str, nodest: bool) -> Outcome {
         _ => vec![],
     };
     let cfg = PipelineConfig {
-        services: vec![spec],
-        mode: Some(lb_sched::ForwardMethod::DirectRoute),
         conntrack: lb_conntrack::Config { expire_nodest_conn: nodest, ..Default::default() },
-        mtu: 1500,
-        tun_src: vec![],
-        director_ips: vec![],
-        neigh: Default::default(),
-        director_mac: None,
         future_backends: future,
+        ..PipelineConfig::new(vec![spec], Some(lb_sched::ForwardMethod::DirectRoute))
     };
     let pipe = pipeline(&cfg);
     let rec = Recorder::default();

@@ -24,15 +24,9 @@ fn config(mode: ForwardMethod) -> PipelineConfig {
     }
     let svc = |v6| ServiceSpec { backends: backends.clone(), ..ServiceSpec::new(Vip::Any { v6 }) };
     PipelineConfig {
-        services: vec![svc(false), svc(true)],
-        mode: Some(mode),
-        conntrack: lb_conntrack::Config::default(),
-        mtu: 1500,
         tun_src: vec!["192.0.2.254".parse().unwrap(), "2001:db8:fffe::1".parse().unwrap()],
-        director_ips: vec![],
         neigh,
-        director_mac: None,
-        future_backends: vec![],
+        ..PipelineConfig::new(vec![svc(false), svc(true)], Some(mode))
     }
 }
 

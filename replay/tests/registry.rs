@@ -38,17 +38,7 @@ fn registry() -> Registry {
 }
 
 fn config(services: Vec<ServiceSpec>) -> PipelineConfig {
-    PipelineConfig {
-        services,
-        mode: Some(ForwardMethod::DirectRoute),
-        conntrack: lb_conntrack::Config::default(),
-        mtu: 1500,
-        tun_src: vec![],
-        director_ips: vec![],
-        neigh: Default::default(),
-        director_mac: None,
-        future_backends: vec![],
-    }
+    PipelineConfig::new(services, Some(ForwardMethod::DirectRoute))
 }
 
 #[test]

@@ -27,15 +27,8 @@ fn neigh() -> Neighbours {
 
 fn config(rules: &str) -> PipelineConfig {
     PipelineConfig {
-        services: lb_replay::rules::parse(rules, Path::new("test.rules")).unwrap(),
-        mode: None,
-        conntrack: lb_conntrack::Config::default(),
-        mtu: 1500,
-        tun_src: Vec::new(),
-        director_ips: vec![],
         neigh: neigh(),
-        director_mac: None,
-        future_backends: Vec::new(),
+        ..PipelineConfig::new(lb_replay::rules::parse(rules, Path::new("test.rules")).unwrap(), None)
     }
 }
 

@@ -25,17 +25,7 @@ fn pipe(persistent: bool) -> Pipeline {
     if persistent {
         spec.persistence = Some(lb_conntrack::Persistence { v4_prefix: 24, ..lb_conntrack::Persistence::default() });
     }
-    pipeline(&PipelineConfig {
-        services: vec![spec],
-        mode: Some(ForwardMethod::Masq),
-        conntrack: lb_conntrack::Config::default(),
-        mtu: 1500,
-        tun_src: vec![],
-        director_ips: vec![],
-        neigh,
-        director_mac: None,
-        future_backends: vec![],
-    })
+    pipeline(&PipelineConfig { neigh, ..PipelineConfig::new(vec![spec], Some(ForwardMethod::Masq)) })
 }
 
 /// An ICMP destination unreachable from a router, quoting `quoted` (an IPv4 packet).

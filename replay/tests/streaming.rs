@@ -196,17 +196,7 @@ fn workers_events_loops_and_backward_time_finish_with_the_same_output() {
     let mut spec = ServiceSpec::new(Vip::Addr { proto: None, addr: "192.0.2.10:80".parse().unwrap() });
     spec.sched = "sh".into();
     spec.backends = (1..=3).map(|i| parse_backend(&format!("10.0.0.{i},mac=02:00:00:00:01:0{i}")).unwrap()).collect();
-    let cfg = PipelineConfig {
-        services: vec![spec],
-        mode: Some(lb_sched::ForwardMethod::DirectRoute),
-        conntrack: lb_conntrack::Config::default(),
-        mtu: 1500,
-        tun_src: vec![],
-        director_ips: vec![],
-        neigh: Default::default(),
-        director_mac: None,
-        future_backends: vec![],
-    };
+    let cfg = PipelineConfig::new(vec![spec], Some(lb_sched::ForwardMethod::DirectRoute));
     let events = ["0.5:weight=10.0.0.1:2", "1.2:drain=10.0.0.2", "2.9:weight=10.0.0.2:1", "9:drain=10.0.0.3"];
     let mut first: Option<Vec<(u64, Vec<u8>)>> = None;
     for workers in [1usize, 2, 3, 5] {

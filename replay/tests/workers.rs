@@ -44,17 +44,7 @@ fn config(sched: &str, mode: ForwardMethod, explicit: bool) -> PipelineConfig {
     } else {
         vec![svc(false), svc(true)]
     };
-    PipelineConfig {
-        services,
-        mode: Some(mode),
-        conntrack: lb_conntrack::Config::default(),
-        mtu: 1500,
-        tun_src: vec![],
-        director_ips: vec![],
-        neigh,
-        director_mac: None,
-        future_backends: vec![],
-    }
+    PipelineConfig { neigh, ..PipelineConfig::new(services, Some(mode)) }
 }
 
 /// What the output received, in the order it received it (timestamp, frame).

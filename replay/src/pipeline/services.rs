@@ -39,6 +39,26 @@ pub struct PipelineConfig {
     pub future_backends: Vec<Backend>,
 }
 
+impl PipelineConfig {
+    /// `services`, with `mode` for backends that do not name one, and everything else as the
+    /// `replay` command line defaults it: IPVS's connection-table defaults, an MTU of 1500, no
+    /// TUN source or director address (the virtual address is used), no static next hops, the
+    /// director's MAC taken from the frames, no backends added later.
+    pub fn new(services: Vec<ServiceSpec>, mode: Option<ForwardMethod>) -> Self {
+        PipelineConfig {
+            services,
+            mode,
+            conntrack: lb_conntrack::Config::default(),
+            mtu: 1500,
+            tun_src: Vec::new(),
+            director_ips: Vec::new(),
+            neigh: Neighbours::default(),
+            director_mac: None,
+            future_backends: Vec::new(),
+        }
+    }
+}
+
 /// A configuration the pipeline cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -421,17 +441,7 @@ mod tests {
     use crate::config::parse_backend;
 
     fn config(specs: Vec<ServiceSpec>) -> PipelineConfig {
-        PipelineConfig {
-            services: specs,
-            mode: Some(ForwardMethod::DirectRoute),
-            conntrack: lb_conntrack::Config::default(),
-            mtu: 1500,
-            tun_src: vec![],
-            director_ips: vec![],
-            neigh: Default::default(),
-            director_mac: None,
-            future_backends: vec![],
-        }
+        PipelineConfig::new(specs, Some(ForwardMethod::DirectRoute))
     }
 
     fn service(proto: Option<Protocol>, addr: &str, backend: &str) -> ServiceSpec {
