@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use etherparse::PacketBuilder;
 use lb_replay::config::{parse_backend, ServiceSpec, Vip};
-use lb_replay::pipeline::{BurstOutput, Outcome, Pipeline, PipelineConfig, Worker, BURST, WARM_FROM};
+use lb_replay::pipeline::{recycle_burst, BurstOutput, Outcome, Pipeline, PipelineConfig, Worker, BURST, WARM_FROM};
 use lb_rewrite::FrameBuf;
 use lb_sched::{ForwardMethod, Timestamp};
 
@@ -64,7 +64,7 @@ fn drive_burst(pipe: &Pipeline, frames: &[Vec<u8>], iters: u64, now: &mut u64, w
     let start = Instant::now();
     while i < iters {
         let n = (iters - i).min(BURST as u64) as usize;
-        let mut burst = recycle(std::mem::take(&mut spare));
+        let mut burst = recycle_burst(std::mem::take(&mut spare));
         for (k, b) in bufs.iter_mut().take(n).enumerate() {
             let f = &frames[(i as usize + k) % frames.len()];
             b[128..128 + f.len()].copy_from_slice(f);
@@ -72,17 +72,10 @@ fn drive_burst(pipe: &Pipeline, frames: &[Vec<u8>], iters: u64, now: &mut u64, w
             burst.push((Timestamp::from_nanos(*now), FrameBuf::new(b, 128, f.len()).unwrap()));
         }
         w.process_burst(&mut burst, &mut Discard);
-        spare = recycle(burst);
+        spare = recycle_burst(burst);
         i += n as u64;
     }
     start.elapsed()
-}
-
-/// An emptied vector of frames for frames of another lifetime, its allocation reused.
-#[allow(clippy::unnecessary_filter_map)] // `None` for every element: it retypes the (empty) vector
-fn recycle<'a, 'b>(mut v: Vec<(Timestamp, FrameBuf<'a>)>) -> Vec<(Timestamp, FrameBuf<'b>)> {
-    v.clear();
-    v.into_iter().filter_map(|_| None).collect()
 }
 
 /// Runs `frames` (in a loop) through a worker one at a time; returns the time for `iters`

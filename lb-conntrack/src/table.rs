@@ -150,9 +150,8 @@ impl ConnTable {
     /// Handles a batch of client packets for one service, writing one verdict per packet into
     /// `out` (which must be at least as long as `pkts`; verdicts past `pkts.len()` are left as
     /// they are). Verdicts, counters and the table's contents are exactly those of calling
-    /// [`ConnTable::input`] for each packet in turn. The batch's hashes are computed first, in
-    /// chunks of 32 packets, and the home index buckets of each run of consecutive packets of
-    /// one shard are read under one lock before the packets are handled.
+    /// [`ConnTable::input`] for each packet in turn. Each chunk of 32 packets is
+    /// [warmed](ConnTable::warm) before its packets are handled.
     pub fn input_batch(
         &self,
         now: Timestamp,
@@ -163,9 +162,31 @@ impl ConnTable {
     ) {
         const B: usize = 32;
         for (chunk, outs) in pkts.chunks(B).zip(out.chunks_mut(B)) {
-            // Warm the index buckets of the whole chunk, one lock per run of equal shards.
+            let mut flows = [chunk[0].0; B];
+            for (f, (flow, _)) in flows.iter_mut().zip(chunk) {
+                *f = *flow;
+            }
+            let _ = self.warm(&flows[..chunk.len()]);
+            for ((flow, f), o) in chunk.iter().zip(outs.iter_mut()) {
+                *o = self.input(now, flow, *f, svc, params);
+            }
+        }
+    }
+
+    /// Loads into the cache what the packets of `flows` (each as its client sends it: client →
+    /// virtual service) will read first: the home bucket of each connection's index entry, and
+    /// the entry it names. A burst of packets is warmed first and then handled, so their cache
+    /// misses overlap instead of coming one after another (what VPP and DPDK do with prefetch
+    /// instructions, which safe Rust cannot issue: these are plain loads, independent of each
+    /// other). One lock per run of consecutive flows in one shard; changes nothing. Returns a
+    /// value folded from what was read: keep it (the loads are its inputs).
+    pub fn warm(&self, flows: &[Flow]) -> u64 {
+        const B: usize = 64;
+        let mut acc = 0u64;
+        for chunk in flows.chunks(B) {
+            // (shard, in-index hash, IPv6) of each flow; `usize::MAX`: not keyed.
             let mut hs = [(usize::MAX, 0u64, false); B];
-            for (h, (flow, _)) in hs.iter_mut().zip(chunk) {
+            for (h, flow) in hs.iter_mut().zip(chunk) {
                 *h = match key_of(flow) {
                     Some(FamilyKey::V4(k)) => {
                         let hc = self.client_hash(k.proto, k.caddr, k.cport);
@@ -178,56 +199,30 @@ impl ConnTable {
                     None => (usize::MAX, 0, false),
                 };
             }
+            let hs = &hs[..chunk.len()];
             let mut i = 0;
-            while i < chunk.len() {
+            while i < hs.len() {
                 let (si, _, v6) = hs[i];
                 if si == usize::MAX {
                     i += 1;
                     continue;
                 }
-                let mut j = i;
+                // The run of flows in the same shard, under one lock.
+                let run = hs[i..].iter().take_while(|h| h.0 == si && h.2 == v6);
                 if v6 {
                     let sh = self.v6.shards[si].lock();
-                    while j < chunk.len() && hs[j].0 == si && hs[j].2 {
-                        let _ = sh.in_idx.touch(hs[j].1);
-                        j += 1;
+                    for h in run {
+                        acc = acc.wrapping_add(sh.warm(h.1));
+                        i += 1;
                     }
                 } else {
                     let sh = self.v4.shards[si].lock();
-                    while j < chunk.len() && hs[j].0 == si && !hs[j].2 {
-                        let _ = sh.in_idx.touch(hs[j].1);
-                        j += 1;
+                    for h in run {
+                        acc = acc.wrapping_add(sh.warm(h.1));
+                        i += 1;
                     }
                 }
-                i = j.max(i + 1);
             }
-            for ((flow, f), o) in chunk.iter().zip(outs.iter_mut()) {
-                *o = self.input(now, flow, *f, svc, params);
-            }
-        }
-    }
-
-    /// Loads into the cache what the packets of `flows` (each as its client sends it: client →
-    /// virtual service) will read first: the home bucket of each connection's index entry, and
-    /// the entry it names. A burst of packets is warmed first and then handled, so their cache
-    /// misses overlap instead of coming one after another (what VPP and DPDK do with prefetch
-    /// instructions, which safe Rust cannot issue: these are plain loads, independent of each
-    /// other). Takes each flow's shard lock in turn; changes nothing. Returns a value folded
-    /// from what was read: keep it (the loads are its inputs).
-    pub fn warm(&self, flows: &[Flow]) -> u64 {
-        let mut acc = 0u64;
-        for flow in flows {
-            acc = acc.wrapping_add(match key_of(flow) {
-                Some(FamilyKey::V4(k)) => {
-                    let hc = self.client_hash(k.proto, k.caddr, k.cport);
-                    self.v4.shards[self.v4.index_of(hc)].lock().warm(sub_hash(hc, k.vaddr, k.vport, KIND_IN))
-                }
-                Some(FamilyKey::V6(k)) => {
-                    let hc = self.client_hash(k.proto, k.caddr, k.cport);
-                    self.v6.shards[self.v6.index_of(hc)].lock().warm(sub_hash(hc, k.vaddr, k.vport, KIND_IN))
-                }
-                None => 0,
-            });
         }
         acc
     }

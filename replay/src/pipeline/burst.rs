@@ -28,6 +28,15 @@ pub trait BurstOutput {
     fn done(&mut self, i: usize, outcome: Outcome, frame: &[u8]);
 }
 
+/// `v` emptied, for frames of another lifetime: a caller building a burst of frames in buffers
+/// it reuses keeps one vector's allocation across bursts this way (a collect from a vector's own
+/// iterator into one of the same layout happens in place).
+#[allow(clippy::unnecessary_filter_map)] // `None` for every element: it retypes the (empty) vector
+pub fn recycle_burst<'a, 'b>(mut v: Vec<(Timestamp, FrameBuf<'a>)>) -> Vec<(Timestamp, FrameBuf<'b>)> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
 impl Worker<'_> {
     /// Processes `frames` (each with its time) in bursts of [`BURST`]. For frame `i`, in order:
     /// the frames it sends on its own go to `out.emit(i, ..)` while it is processed, then
@@ -81,5 +90,22 @@ impl Worker<'_> {
                 out.done(base + i, o, fb.frame());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_burst_vector_is_empty_and_keeps_its_allocation() {
+        let mut a = vec![0u8; 64];
+        let mut v: Vec<(Timestamp, FrameBuf<'_>)> = Vec::with_capacity(BURST);
+        v.push((Timestamp::from_nanos(1), FrameBuf::whole(&mut a)));
+        let cap = v.capacity();
+        let ptr = v.as_ptr() as usize;
+        let w: Vec<(Timestamp, FrameBuf<'static>)> = recycle_burst(v);
+        assert!(w.is_empty());
+        assert_eq!((w.capacity(), w.as_ptr() as usize), (cap, ptr));
     }
 }

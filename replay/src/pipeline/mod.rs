@@ -30,7 +30,7 @@ mod services;
 mod steer;
 mod worker;
 
-pub use burst::{BurstOutput, BURST, WARM_FROM};
+pub use burst::{recycle_burst, BurstOutput, BURST, WARM_FROM};
 pub use counters::{Counters, DestCounters};
 pub use drop::{DropCounts, DropReason, OutputError};
 pub use services::{Action, ApplyError, ConfigError, Pipeline, PipelineConfig, RtService};

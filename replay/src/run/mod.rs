@@ -21,7 +21,9 @@ use lb_rewrite::FrameBuf;
 use lb_sched::Timestamp;
 
 use crate::capture::{CaptureError, Source};
-use crate::pipeline::{BurstOutput, Counters, DropReason, Outcome, OutputError, Pipeline, Worker, BURST};
+use crate::pipeline::{
+    recycle_burst, BurstOutput, Counters, DropReason, Outcome, OutputError, Pipeline, Worker, BURST,
+};
 
 mod events;
 mod ordered;
@@ -536,7 +538,7 @@ fn drive<'a, S: Source + ?Sized>(
                                 // Frames larger than 2 KiB: at most one chunk's worth.
                                 arena.resize(need, 0);
                             }
-                            let mut frames = recycle(std::mem::take(&mut spare_frames));
+                            let mut frames = recycle_burst(std::mem::take(&mut spare_frames));
                             let mut rest = &mut arena[..];
                             for it in items {
                                 let n = it.len as usize;
@@ -568,7 +570,7 @@ fn drive<'a, S: Source + ?Sized>(
                                     worker.counters.dropped.add(DropReason::Output(why));
                                 }
                             }
-                            spare_frames = recycle(frames);
+                            spare_frames = recycle_burst(frames);
                             emitted.fetch_add(extra, Relaxed);
                             let before = sent;
                             sent += items.len() as u64;
@@ -606,14 +608,6 @@ fn drive<'a, S: Source + ?Sized>(
         span: Duration::from_nanos(end.span),
         input_error: end.error,
     }
-}
-
-/// An emptied vector of frames, for frames of another lifetime: the allocation is reused (a
-/// collect from a vector's own iterator into one of the same layout happens in place).
-#[allow(clippy::unnecessary_filter_map)] // `None` for every element: it retypes the (empty) vector
-fn recycle<'a, 'b>(mut v: Vec<(Timestamp, FrameBuf<'a>)>) -> Vec<(Timestamp, FrameBuf<'b>)> {
-    v.clear();
-    v.into_iter().filter_map(|_| None).collect()
 }
 
 /// A worker's sink as a burst's output: each input frame's frames, then its end, in order.
