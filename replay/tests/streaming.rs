@@ -106,62 +106,78 @@ fn looping_standard_input_is_refused() {
     assert!(err.contains("standard input can be read only once"), "{err}");
 }
 
-/// A capture of 256 MiB (180,000 full-size frames over 500 connections) replays, every frame,
-/// in less than 64 MiB: the memory does not follow the capture's size (it was read whole, then
-/// copied, before).
+/// A capture of 256 MiB (180,000 full-size frames over 500 connections), written into replay's
+/// standard input as it reads (so no disk holds it), replays, every frame, in less than 64 MiB:
+/// the memory does not follow the capture's size (it was read whole, then copied, before).
 #[test]
 fn a_large_capture_replays_in_bounded_memory() {
+    use std::process::{Command, Stdio};
     if !available("/proc/self/status (Linux), for the peak memory", Path::new("/proc/self/status").exists()) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("lbkit-stream-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("large.pcap");
     let payload = vec![0x5a_u8; 1400];
     let syns: Vec<Vec<u8>> = (0..500u16).map(|c| tcp("198.51.100.7", 10_000 + c, "192.0.2.10", 80, SYN, b"")).collect();
     let frames: Vec<Vec<u8>> =
         (0..500u16).map(|c| tcp("198.51.100.7", 10_000 + c, "192.0.2.10", 80, ACK, &payload)).collect();
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    w.write_all(&pcap(&[])).unwrap();
     let total = (256u64 << 20) / (16 + frames[0].len() as u64) + 500;
-    for i in 0..total {
-        // Each connection's SYN, then its data.
-        let f = if i < 500 { &syns[i as usize] } else { &frames[(i % 500) as usize] };
-        let ts = 1_000_000_000_000 + i * 1000;
-        w.write_all(&((ts / 1_000_000_000) as u32).to_le_bytes()).unwrap();
-        w.write_all(&((ts % 1_000_000_000) as u32).to_le_bytes()).unwrap();
-        w.write_all(&(f.len() as u32).to_le_bytes()).unwrap();
-        w.write_all(&(f.len() as u32).to_le_bytes()).unwrap();
-        w.write_all(f).unwrap();
-    }
-    w.into_inner().unwrap().sync_all().unwrap();
-    let size = std::fs::metadata(&path).unwrap().len();
-    assert!(size >= 255 << 20, "{size}");
     for workers in ["1", "2"] {
-        let v = json(&[
-            "--mode",
-            "dr",
-            "--vip",
-            "192.0.2.10:80",
-            "--backend",
-            "10.0.0.1,mac=02:00:00:00:01:01",
-            "--backend",
-            "10.0.0.2,mac=02:00:00:00:01:02",
-            "--topspeed",
-            "--json",
-            "--workers",
-            workers,
-            "--out",
-            "/dev/null",
-            path.to_str().unwrap(),
-        ]);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_replay"))
+            .args([
+                "--mode",
+                "dr",
+                "--vip",
+                "192.0.2.10:80",
+                "--backend",
+                "10.0.0.1,mac=02:00:00:00:01:01",
+                "--backend",
+                "10.0.0.2,mac=02:00:00:00:01:02",
+                "--topspeed",
+                "--json",
+                "--workers",
+                workers,
+                "--out",
+                "/dev/null",
+                "-",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run replay");
+        let stdin = child.stdin.take().unwrap();
+        let (syns, frames) = (syns.clone(), frames.clone());
+        // The capture, a record at a time, as replay takes it: (bytes written, or the error).
+        let writer = std::thread::spawn(move || -> std::io::Result<u64> {
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, stdin);
+            let head = pcap(&[]);
+            w.write_all(&head)?;
+            let mut size = head.len() as u64;
+            for i in 0..total {
+                // Each connection's SYN, then its data.
+                let f = if i < 500 { &syns[i as usize] } else { &frames[(i % 500) as usize] };
+                let ts = 1_000_000_000_000 + i * 1000;
+                w.write_all(&((ts / 1_000_000_000) as u32).to_le_bytes())?;
+                w.write_all(&((ts % 1_000_000_000) as u32).to_le_bytes())?;
+                w.write_all(&(f.len() as u32).to_le_bytes())?;
+                w.write_all(&(f.len() as u32).to_le_bytes())?;
+                w.write_all(f)?;
+                size += 16 + f.len() as u64;
+            }
+            w.flush()?;
+            Ok(size)
+        });
+        let out = child.wait_with_output().expect("wait for replay");
+        let size = writer.join().unwrap().expect("write the capture into replay's standard input");
+        assert!(size >= 255 << 20, "{size}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{workers} workers: {err}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
         assert_eq!(n(&v, "capture.frames"), total, "{workers} workers");
         assert_eq!(n(&v, "packets.read"), total);
         assert_eq!(n(&v, "packets.forwarded"), total, "{v}");
         let peak = n(&v, "peak_rss_bytes");
         assert!(peak < 64 << 20, "{workers} workers: peak memory {} MiB for a {} MiB capture", peak >> 20, size >> 20);
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Many workers, events, loops and a capture whose time runs backwards in places: the replay
