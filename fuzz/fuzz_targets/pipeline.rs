@@ -70,6 +70,7 @@ fn config(mtu: u16) -> PipelineConfig {
         neigh: Default::default(),
         director_mac: None,
         future_backends: Vec::new(),
+        live_next_hops: None,
     }
 }
 

@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
         neigh: Default::default(),
         director_mac: None,
         future_backends: Vec::new(),
+        live_next_hops: None,
     };
     let _ = Pipeline::new(&cfg, &|_| Some(MacAddr([2, 0, 0, 0, 0, 1])));
 });

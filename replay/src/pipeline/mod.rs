@@ -33,7 +33,7 @@ mod worker;
 pub use burst::{recycle_burst, BurstOutput, BURST, WARM_FROM};
 pub use counters::{Counters, DestCounters};
 pub use drop::{DropCounts, DropReason, OutputError};
-pub use services::{Action, ApplyError, ConfigError, Pipeline, PipelineConfig, RtService};
+pub use services::{Action, ApplyError, ConfigError, LiveNextHops, Pipeline, PipelineConfig, RtService};
 pub use worker::Worker;
 
 /// What happened to a frame.

@@ -37,6 +37,20 @@ pub struct PipelineConfig {
     pub director_mac: Option<MacAddr>,
     /// Backends that `--at add=` events will add (their MACs are resolved up front).
     pub future_backends: Vec<Backend>,
+    /// Next hops followed live (a director on a network): asked for the MAC toward a real
+    /// server without a static one and toward every client, per packet. `None`: the static next
+    /// hops above, and a client's next hop read from the frame (a capture's replies carry it).
+    pub live_next_hops: Option<Arc<dyn LiveNextHops>>,
+}
+
+/// Next hops a data plane follows live: the kernel's route toward an address, then that next
+/// hop's neighbour entry. The director's implementation follows netlink; a test's can be a map.
+pub trait LiveNextHops: Send + Sync + std::fmt::Debug {
+    /// The MAC of the next hop toward `addr` (its route's gateway, or `addr` itself on a
+    /// directly connected network), if known now. Called per packet: it must not allocate or
+    /// take a global lock. On a miss it may start resolving the address (the frame is dropped
+    /// as [`DropReason::NoNextHop`](super::DropReason::NoNextHop); TCP retransmits).
+    fn mac_toward(&self, addr: IpAddr) -> Option<MacAddr>;
 }
 
 impl PipelineConfig {
@@ -55,6 +69,7 @@ impl PipelineConfig {
             neigh: Neighbours::default(),
             director_mac: None,
             future_backends: Vec::new(),
+            live_next_hops: None,
         }
     }
 }
@@ -187,6 +202,7 @@ pub struct Pipeline {
     pub(crate) director_mac: Option<MacAddr>,
     mode: Option<ForwardMethod>,
     removed: Mutex<Vec<(usize, Arc<Destination>)>>,
+    pub(crate) live: Option<Arc<dyn LiveNextHops>>,
 }
 
 /// The index of an address's family: 0 for IPv4, 1 for IPv6.
@@ -240,12 +256,19 @@ impl Pipeline {
             director_mac: cfg.director_mac,
             mode: cfg.mode,
             removed: Mutex::new(Vec::new()),
+            live: cfg.live_next_hops.clone(),
         };
         let all_backends = cfg.services.iter().flat_map(|s| &s.backends).chain(&cfg.future_backends);
         for b in all_backends {
             let mac = b.mac.or_else(|| cfg.neigh.get(&b.addr).copied()).or_else(|| resolve(b.addr));
-            let Some(m) = mac else { return Err(ConfigError::NoNextHop(b.addr)) };
-            p.macs.insert(b.addr, m);
+            match mac {
+                Some(m) => {
+                    p.macs.insert(b.addr, m);
+                }
+                // Followed live, per packet.
+                None if p.live.is_some() => {}
+                None => return Err(ConfigError::NoNextHop(b.addr)),
+            }
             if let Some(port) = b.gue_port {
                 p.gue.insert(b.addr, port);
             }
@@ -389,13 +412,18 @@ impl Pipeline {
         self.table.expire(now);
     }
 
-    /// The next-hop MAC of real server `addr`.
+    /// The next-hop MAC of real server `addr`: its static one, else the live next hops'.
     #[inline]
     pub(crate) fn mac_of(&self, addr: IpAddr) -> Option<MacAddr> {
-        if self.mac_list.len() <= SCAN_MACS {
-            return self.mac_list.iter().find(|(a, _)| *a == addr).map(|(_, m)| *m);
+        let fixed = if self.mac_list.len() <= SCAN_MACS {
+            self.mac_list.iter().find(|(a, _)| *a == addr).map(|(_, m)| *m)
+        } else {
+            self.macs.get(&addr).copied()
+        };
+        match (&self.live, fixed) {
+            (Some(live), None) => live.mac_toward(addr),
+            _ => fixed,
         }
-        self.macs.get(&addr).copied()
     }
 
     /// The service whose virtual address is (`proto`, `addr`, `port`): an exact match first,

@@ -284,7 +284,9 @@ impl<'p> Worker<'p> {
             OutVerdict::Forward(c) => c,
             OutVerdict::NoConnection => return self.count_drop(DropReason::ReplyWithoutConnection),
         };
-        let hop = self.hop_to_client(buf.frame());
+        let Some(hop) = self.hop_to_client(buf.frame(), pkt.flow().dst) else {
+            return self.count_drop(DropReason::NoNextHop);
+        };
         let vs = SocketAddr::new(c.vaddr, c.vport);
         // An ICMP error about the reply goes back to the real server that sent it.
         let out = self.rewrite(buf, pkt, sink, Sender::RealServer(c), |buf, frags| snat(buf, pkt, &hop, vs, frags));
@@ -328,7 +330,9 @@ impl<'p> Worker<'p> {
                 self.counters.replies_skipped += 1;
                 return Outcome::ReplySkipped;
             }
-            let hop = self.hop_to_client(buf.frame());
+            let Some(hop) = self.hop_to_client(buf.frame(), pkt.flow().dst) else {
+                return self.count_drop(DropReason::NoNextHop);
+            };
             let vs = SocketAddr::new(c.vaddr, c.vport);
             return self
                 .rewrite(buf, pkt, sink, Sender::AsItCame, |buf, frags| nat_icmp_out(buf, pkt, &hop, vs, frags));
@@ -390,10 +394,15 @@ impl<'p> Worker<'p> {
         Some(NextHop { src_mac: self.director_mac(frame, true), dst_mac, mtu: self.p.mtu })
     }
 
-    /// Toward the client (NAT replies, ICMP errors about requests): the frame's own
-    /// destination MAC is the client's next hop.
-    fn hop_to_client(&self, frame: &[u8]) -> NextHop {
-        NextHop { src_mac: self.director_mac(frame, false), dst_mac: mac_at(frame, 0), mtu: self.p.mtu }
+    /// Toward the client `to` (NAT replies, ICMP errors about requests): the live next hop
+    /// toward it, or in a capture the frame's own destination MAC (where the reply was sent).
+    #[inline]
+    fn hop_to_client(&self, frame: &[u8], to: IpAddr) -> Option<NextHop> {
+        let dst_mac = match &self.p.live {
+            Some(live) => live.mac_toward(to)?,
+            None => mac_at(frame, 0),
+        };
+        Some(NextHop { src_mac: self.director_mac(frame, false), dst_mac, mtu: self.p.mtu })
     }
 
     /// Readdresses the ICMP error built in `self.reply` (`n` bytes) about a reply as the capture

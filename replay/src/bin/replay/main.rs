@@ -286,6 +286,7 @@ fn real_main() -> Result<ExitCode> {
         neigh,
         director_mac,
         future_backends,
+        live_next_hops: None,
     };
     let resolve = |a: IpAddr| kernel_neigh.iter().find(|(x, _)| *x == a).map(|(_, m)| *m);
     let pipe = Pipeline::new(&cfg, &resolve).map_err(|e| match &cli.iface {
