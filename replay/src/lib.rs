@@ -11,6 +11,7 @@
 //!
 //! Feature `cli` (default) adds what the `replay` binary is made of:
 //!
+//! * `args`: the command-line flags `replay` and `director` share (services, IPVS's knobs).
 //! * `capture`: pcap / pcapng in (every link type turned into Ethernet), pcap out.
 //! * `run`: the replay driver (workers, pacing, `--at` events, progress bar) and `report` its
 //!   result as text or JSON.
@@ -19,6 +20,8 @@
 //! `unsafe` code (behind a safe API).
 #![deny(unsafe_code)]
 
+#[cfg(feature = "cli")]
+pub mod args;
 #[cfg(feature = "cli")]
 pub mod capture;
 pub mod config;

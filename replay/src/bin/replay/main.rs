@@ -8,14 +8,14 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{CommandFactory, Parser};
+use lb_replay::args::{Demo, ServiceArgs};
 use lb_replay::capture::{same_file, CaptureReader, PcapOut};
-use lb_replay::config::{check_unicast_mac, parse_mac, parse_mode};
+use lb_replay::config::parse_mac;
 use lb_replay::pipeline::{Action, Pipeline, PipelineConfig};
 use lb_replay::report::Report;
 use lb_replay::run::{parse_event, run, NullOutput, Output, Pacing, PcapOutput, RunConfig};
-use lb_sched::SchedFlags;
 
 mod af_xdp;
 mod flags;
@@ -52,68 +52,9 @@ Exit status:
 struct Cli {
     /// pcap or pcapng capture; none = the bundled sample.
     input: Option<PathBuf>,
-    /// Forwarding method: nat, dr or tun (required unless --rules gives it).
-    #[arg(long)]
-    mode: Option<String>,
-    /// Scheduler: rr wrr lc wlc sed nq fo ovf twos sh dh mh (IPVS), maglev ring hrw swrr p2c random
-    /// [default: wlc].
-    #[arg(long)]
-    sched: Option<String>,
-    /// The virtual service, ADDR:PORT (TCP and UDP), or `any`: every TCP and UDP destination.
-    #[arg(long)]
-    vip: Option<String>,
-    /// A real server, `ADDR[:PORT][,weight=W][,mac=MAC]` (also x=UPPER, y=LOWER, fwd=, gue=PORT).
-    #[arg(long = "backend")]
-    backends: Vec<String>,
-    /// ipvsadm-save -n rules instead of --vip/--backend.
-    #[arg(long)]
-    rules: Option<PathBuf>,
-    /// A static neighbour, ADDR=MAC: the next hop of any backend without mac=.
-    #[arg(long = "neigh")]
-    neigh: Vec<String>,
-    /// ipvsadm's -b: sh-fallback, sh-port, mh-fallback, mh-port.
-    #[arg(long)]
-    sched_flags: Option<String>,
-    /// The director's address on the real servers' side (one per family): the source of the
-    /// ICMP errors it sends a NAT real server about a reply (default: the virtual address).
-    #[arg(long = "director-ip")]
-    director_ip: Vec<IpAddr>,
-    /// Outer source address for TUN (one per family).
-    #[arg(long = "tun-src")]
-    tun_src: Vec<IpAddr>,
-    /// IP MTU of the egress link (default 1500; with --iface, the interface's).
-    #[arg(long)]
-    mtu: Option<u16>,
-    /// IPVS sloppy_tcp: a non-SYN packet may create a connection.
-    #[arg(long)]
-    sloppy_tcp: bool,
-    /// IPVS secure_tcp: the secure state table.
-    #[arg(long)]
-    secure_tcp: bool,
-    /// IPVS conn_reuse_mode.
-    #[arg(long, default_value_t = 1)]
-    conn_reuse_mode: u8,
-    /// IPVS expire_nodest_conn.
-    #[arg(long)]
-    expire_nodest_conn: bool,
-    /// IPVS expire_quiescent_template.
-    #[arg(long)]
-    expire_quiescent_template: bool,
-    /// Persistence timeout in seconds for --vip services (ipvsadm -p).
-    #[arg(long)]
-    persistent: Option<u64>,
-    /// Persistence netmask for --vip services (ipvsadm -M): a dotted mask or a prefix length.
-    #[arg(long)]
-    netmask: Option<String>,
-    /// One-packet scheduling of UDP for --vip services (ipvsadm -o).
-    #[arg(long)]
-    one_packet: bool,
-    /// A state timeout, STATE=SECS (established, syn_recv, fin_wait, time_wait, close, udp, ...).
-    #[arg(long = "timeout")]
-    timeouts: Vec<String>,
-    /// Connection table size.
-    #[arg(long, default_value_t = 1 << 20)]
-    max_connections: usize,
+    /// Services, forwarding, scheduling and the connection table (shared with `director`).
+    #[command(flatten)]
+    svc: ServiceArgs,
     /// An operator event, SECS:ACTION after the first packet: drain=ADDR, weight=ADDR:W,
     /// remove=ADDR, add=BACKEND-SPEC.
     #[arg(long = "at")]
@@ -197,7 +138,7 @@ fn real_main() -> Result<ExitCode> {
         bail!("--loop must be at least 1");
     }
     if let Some(out) = &cli.out {
-        for (what, input) in [("the input capture", &cli.input), ("the --rules file", &cli.rules)] {
+        for (what, input) in [("the input capture", &cli.input), ("the --rules file", &cli.svc.rules)] {
             if input.as_deref().is_some_and(|i| same_file(out, i)) {
                 bail!(
                     "--out {}: that is {what}; write the output elsewhere (replay never replaces what it reads)",
@@ -210,53 +151,17 @@ fn real_main() -> Result<ExitCode> {
     if cli.iface.is_some() {
         af_xdp::check(&xdp_sizes)?;
     }
-    let mode = cli.mode.as_deref().map(parse_mode).transpose()?;
-    let sched_flags = match &cli.sched_flags {
-        Some(f) => SchedFlags::parse(f)?,
-        None => SchedFlags::default(),
-    };
-    lb_sched::registry::lookup(cli.sched.as_deref().unwrap_or(flags::DEFAULT_SCHED))?;
-    let services = match &cli.rules {
-        Some(path) => {
-            if cli.vip.is_some() || !cli.backends.is_empty() {
-                bail!("--rules replaces --vip and --backend: give one or the other");
-            }
-            lb_replay::rules::read(path)?
-        }
-        None => {
-            if cli.input.is_some() && cli.vip.is_none() {
-                bail!("no virtual service: give --vip ADDR:PORT (or --vip any) with --backend, or --rules");
-            }
-            flags::services(&cli, sched_flags)?
-        }
-    };
-    flags::check_ranges(&cli, &services)?;
+    let mode = cli.svc.mode()?;
+    // The demo service goes with the bundled sample only.
+    let demo = cli.input.is_none().then_some(Demo { vip: DEMO_VIP, backends: &DEMO_BACKENDS });
+    let services = cli.svc.services(demo)?;
+    flags::check_ranges(&cli)?;
     for w in flags::no_effect(&cli, &services) {
         eprintln!("replay: warning: {w}");
     }
-    if mode.is_none() && services.iter().flat_map(|s| &s.backends).any(|b| b.fwd.is_none()) {
-        bail!("--mode nat|dr|tun is required (the rules file or --backend fwd= can give it per backend)");
-    }
-    let mut neigh = std::collections::HashMap::new();
-    for n in &cli.neigh {
-        let (a, m) = n.split_once('=').with_context(|| format!("--neigh {n:?}: expected ADDR=MAC"))?;
-        let a: IpAddr = a.parse().with_context(|| format!("--neigh {n:?}: {a:?} is not an address"))?;
-        let m = parse_mac(m)?;
-        check_unicast_mac(&m, &format!("--neigh {n:?}:"))?;
-        neigh.insert(a, m);
-    }
-    let mut conntrack = lb_conntrack::Config {
-        max_connections: cli.max_connections,
-        sloppy_tcp: cli.sloppy_tcp,
-        secure_tcp: cli.secure_tcp,
-        conn_reuse_mode: cli.conn_reuse_mode,
-        expire_nodest_conn: cli.expire_nodest_conn,
-        expire_quiescent_template: cli.expire_quiescent_template,
-        ..lb_conntrack::Config::default()
-    };
-    for t in &cli.timeouts {
-        conntrack.timeouts.parse_assignment(t).map_err(|e| anyhow::anyhow!("--{e}"))?;
-    }
+    cli.svc.require_mode(&services)?;
+    let neigh = cli.svc.neighbours()?;
+    let conntrack = cli.svc.conntrack()?;
     let events = cli.at.iter().map(|a| parse_event(a).map_err(anyhow::Error::from)).collect::<Result<Vec<_>>>()?;
     flags::check_event_targets(&events, &services)?;
     let future_backends = events
@@ -267,11 +172,11 @@ fn real_main() -> Result<ExitCode> {
         })
         .collect();
     let mut director_mac = cli.director_mac.as_deref().map(parse_mac).transpose()?;
-    let mut mtu = cli.mtu.unwrap_or(1500);
+    let mut mtu = cli.svc.mtu.unwrap_or(1500);
     let mut kernel_neigh = Vec::new();
     if let Some(iface) = &cli.iface {
         // The interface's own facts: its MTU, MAC and neighbours; enough TX queues for the workers.
-        let facts = af_xdp::facts(iface, cli.mtu, director_mac, cli.workers)?;
+        let facts = af_xdp::facts(iface, cli.svc.mtu, director_mac, cli.workers)?;
         mtu = facts.mtu;
         director_mac = Some(facts.mac);
         kernel_neigh = facts.neighbours;
@@ -281,8 +186,8 @@ fn real_main() -> Result<ExitCode> {
         mode,
         conntrack,
         mtu,
-        tun_src: cli.tun_src.clone(),
-        director_ips: cli.director_ip.clone(),
+        tun_src: cli.svc.tun_src.clone(),
+        director_ips: cli.svc.director_ip.clone(),
         neigh,
         director_mac,
         future_backends,
