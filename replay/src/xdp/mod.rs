@@ -2,7 +2,7 @@
 //!
 //! This is the only module of lbkit with `unsafe` code: the AF_XDP rings and the UMEM are
 //! memory shared with the kernel, and the `xdp` crate (pure Rust, no C dependencies) exposes
-//! filling them as `unsafe` operations. [`XdpTx`] wraps them behind a safe API whose invariants
+//! filling them as `unsafe` operations. [`XdpPort`] wraps them behind a safe API whose invariants
 //! are stated at each block:
 //!
 //! * the UMEM outlives the socket and the rings (they are fields of one struct, dropped
@@ -12,7 +12,7 @@
 //!
 //! Transmit needs no BPF program. The socket is bound with `XDP_USE_NEED_WAKEUP` and the
 //! kernel's choice of zero-copy or copy mode (copy on veth). In copy mode the kernel sends at
-//! most 32 descriptors per wake-up, so [`XdpTx::flush`] wakes it (a zero-timeout `poll`, which
+//! most 32 descriptors per wake-up, so [`XdpPort::flush`] wakes it (a zero-timeout `poll`, which
 //! drives copy-mode transmit) until the ring has drained or no progress is made.
 //!
 //! Why the `xdp` crate: it needs no C toolchain (`xsk-rs` builds libxdp and needs clang, m4,
@@ -27,9 +27,9 @@ use std::net::IpAddr;
 
 use lb_rewrite::MacAddr;
 
-mod tx;
+mod port;
 
-pub use tx::{XdpConfig, XdpStats, XdpTx};
+pub use port::{XdpConfig, XdpStats, XdpPort};
 
 /// Why AF_XDP could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -54,7 +54,7 @@ mod real {
 
     /// A worker's AF_XDP socket as a replay sink; its stats are collected when it is dropped.
     struct XdpSink<'a> {
-        tx: xdp::XdpTx,
+        tx: xdp::XdpPort,
         stats: &'a std::sync::Mutex<Vec<xdp::XdpStats>>,
     }
 
@@ -94,7 +94,7 @@ mod real {
         rc: &RunConfig,
     ) -> Result<(RunResult, OutputReport)> {
         let xcfg = xdp::XdpConfig { frame_count: sizes.frames, ring_size: sizes.ring, batch: sizes.batch };
-        let socks = (0..rc.workers).map(|q| xdp::XdpTx::open(iface, q as u32, xcfg)).collect::<Result<Vec<_>, _>>()?;
+        let socks = (0..rc.workers).map(|q| xdp::XdpPort::open(iface, q as u32, xcfg)).collect::<Result<Vec<_>, _>>()?;
         let stats = std::sync::Mutex::new(Vec::new());
         let sinks: Vec<Box<dyn Sink + '_>> =
             socks.into_iter().map(|tx| Box::new(XdpSink { tx, stats: &stats }) as Box<dyn Sink>).collect();

@@ -1,11 +1,13 @@
-//! Transmit: an AF_XDP socket that sends frames on one queue of an interface.
+//! An AF_XDP socket on one queue of an interface: transmit only (replay's `--iface`), or receive
+//! and transmit through one UMEM (the director).
 
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 use xdp::slab::{HeapSlab, Slab};
 use xdp::socket::{PollTimeout, XdpSocket, XdpSocketBuilder};
 use xdp::umem::{FrameSize, UmemCfgBuilder};
-use xdp::{CompletionRing, RingConfigBuilder, Umem, WakableFillRing, WakableTxRing};
+use xdp::{CompletionRing, RingConfigBuilder, RxRing, Umem, WakableFillRing, WakableTxRing};
 
 use super::{nic, XdpError};
 
@@ -67,15 +69,23 @@ pub struct XdpStats {
     pub wakeups: u64,
     /// Queued frames given up on because the kernel took none of them for 5 s (never sent).
     pub abandoned: u64,
+    /// Frames received (a socket opened with [`XdpPort::open_duplex`]).
+    pub received: u64,
 }
 
-/// An AF_XDP socket for transmitting frames on one queue of an interface.
-pub struct XdpTx {
+/// An AF_XDP socket on one queue of an interface: it transmits, and with
+/// [`XdpPort::open_duplex`] receives too (what an XDP program redirects to it).
+pub struct XdpPort {
     // Field order is drop order: the socket and rings go before the UMEM they point into.
     sock: XdpSocket,
     tx: WakableTxRing,
     completion: CompletionRing,
-    _fill: WakableFillRing,
+    fill: WakableFillRing,
+    rx: Option<RxRing>,
+    /// Received frames between the RX ring and the caller (always empty between calls).
+    rx_slab: HeapSlab,
+    /// Frames received but not yet given back to the fill ring (the UMEM had none free).
+    fill_owed: usize,
     slab: HeapSlab,
     umem: Umem,
     cfg: XdpConfig,
@@ -84,16 +94,16 @@ pub struct XdpTx {
     queue: u32,
 }
 
-// SAFETY: an `XdpTx` exclusively owns everything it points into: the UMEM mapping, the ring
+// SAFETY: an `XdpPort` exclusively owns everything it points into: the UMEM mapping, the ring
 // mappings, the socket and every `Packet` (raw pointers into the UMEM) in its slab. Nothing is
-// shared with another `XdpTx` or thread, so moving the whole bundle to another thread (one worker
+// shared with another `XdpPort` or thread, so moving the whole bundle to another thread (one worker
 // owns one socket) cannot create a data race; the kernel's side of the rings does not depend on
 // which thread of the process uses them. It is not `Sync`: one thread at a time.
-unsafe impl Send for XdpTx {}
+unsafe impl Send for XdpPort {}
 
-impl std::fmt::Debug for XdpTx {
+impl std::fmt::Debug for XdpPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("XdpTx")
+        f.debug_struct("XdpPort")
             .field("iface", &self.iface)
             .field("queue", &self.queue)
             .field("stats", &self.stats)
@@ -113,16 +123,28 @@ impl From<XdpError> for OpenError {
     }
 }
 
-impl XdpTx {
+impl XdpPort {
     /// Opens an AF_XDP socket on `iface` queue `queue`.
     ///
     /// The kernel releases a closed socket's UMEM from the queue in deferred work, so a socket
     /// opened just after another one on the same queue closed can be refused with EBUSY for a
     /// moment: that case is retried for up to two seconds before it is reported.
-    pub fn open(iface: &str, queue: u32, cfg: XdpConfig) -> Result<XdpTx, XdpError> {
+    pub fn open(iface: &str, queue: u32, cfg: XdpConfig) -> Result<XdpPort, XdpError> {
+        Self::open_with(iface, queue, cfg, false)
+    }
+
+    /// Opens an AF_XDP socket on `iface` queue `queue` that receives as well: an RX ring of
+    /// `cfg.ring_size` entries, half the UMEM (at most the ring size) handed to the kernel's fill
+    /// ring for received frames, the rest for transmitting. It receives only what an XDP program
+    /// on the interface redirects to it (an XSKMAP entry for this queue: [`XdpPort::as_fd`]).
+    pub fn open_duplex(iface: &str, queue: u32, cfg: XdpConfig) -> Result<XdpPort, XdpError> {
+        Self::open_with(iface, queue, cfg, true)
+    }
+
+    fn open_with(iface: &str, queue: u32, cfg: XdpConfig, rx: bool) -> Result<XdpPort, XdpError> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         loop {
-            match Self::open_once(iface, queue, cfg) {
+            match Self::open_once(iface, queue, cfg, rx) {
                 Err(OpenError::Busy(reason)) => {
                     if std::time::Instant::now() >= deadline {
                         return Err(XdpError::Refused {
@@ -139,7 +161,7 @@ impl XdpTx {
         }
     }
 
-    fn open_once(iface: &str, queue: u32, cfg: XdpConfig) -> Result<XdpTx, OpenError> {
+    fn open_once(iface: &str, queue: u32, cfg: XdpConfig, rx: bool) -> Result<XdpPort, OpenError> {
         cfg.validate()?;
         let nic = nic(iface)?;
         let refused = |what: &str, e: &dyn std::fmt::Display| {
@@ -156,8 +178,9 @@ impl XdpTx {
         let umem = Umem::map(ucfg).map_err(|e| refused("UMEM mapping", &e))?;
         let mut sb = XdpSocketBuilder::new().map_err(|e| refused("socket", &e))?;
         // Transmit only: no RX ring; the fill ring is required by the kernel, one entry.
+        let (rx_count, fill_count) = if rx { (cfg.ring_size, cfg.ring_size) } else { (0, 1) };
         let rings_cfg =
-            RingConfigBuilder { rx_count: 0, tx_count: cfg.ring_size, fill_count: 1, completion_count: cfg.ring_size }
+            RingConfigBuilder { rx_count, tx_count: cfg.ring_size, fill_count, completion_count: cfg.ring_size }
                 .build()
                 .map_err(|e| refused("ring configuration", &e))?;
         let (rings, flags) = sb.build_wakable_rings(&umem, rings_cfg).map_err(|e| refused("rings", &e))?;
@@ -168,18 +191,75 @@ impl XdpTx {
             _ => OpenError::Other(refused("bind", &e)),
         })?;
         let tx = rings.tx_ring.ok_or_else(|| refused("rings", &"no TX ring"))?;
-        Ok(XdpTx {
+        if rx && rings.rx_ring.is_none() {
+            return Err(OpenError::Other(refused("rings", &"no RX ring")));
+        }
+        let mut port = XdpPort {
             sock,
             tx,
             completion: rings.completion_ring,
-            _fill: rings.fill_ring,
+            fill: rings.fill_ring,
+            rx: rings.rx_ring,
+            rx_slab: HeapSlab::with_capacity(if rx { cfg.batch.max(1) } else { 0 }),
+            fill_owed: 0,
             slab: HeapSlab::with_capacity(cfg.batch.max(1)),
             umem,
             cfg,
             stats: XdpStats::default(),
             iface: iface.into(),
             queue,
-        })
+        };
+        if rx {
+            let n = (cfg.frame_count / 2).min(cfg.ring_size) as usize;
+            // SAFETY: the fill ring takes frames of `port.umem`, which outlives the socket (both
+            // are fields of `port`, the UMEM dropped last); a frame given to the fill ring comes
+            // back only through the RX ring (`recv`), so it is never also handed to the TX ring.
+            let filled = unsafe { port.fill.enqueue(&mut port.umem, n, true) };
+            match filled {
+                Ok(k) if k > 0 => {}
+                Ok(_) => return Err(OpenError::Other(refused("fill ring", &"no frame could be queued"))),
+                Err(e) => return Err(OpenError::Other(refused("fill ring", &e))),
+            }
+        }
+        Ok(port)
+    }
+
+    /// The socket's descriptor, for an XSKMAP entry (valid as long as the port).
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the descriptor is the socket's, open until `self.sock` is dropped, and the
+        // borrow cannot outlive `self`.
+        unsafe { BorrowedFd::borrow_raw(self.sock.raw_fd()) }
+    }
+
+    /// Waits at most `timeout` for received frames; whether there are some.
+    pub fn wait_readable(&self, timeout: Duration) -> bool {
+        if self.rx.is_none() {
+            return false;
+        }
+        self.sock.poll_read(PollTimeout::new(Some(timeout))).unwrap_or(false)
+    }
+
+    /// Hands each received frame (at most [`XdpConfig::batch`]) to `f`, oldest first, then
+    /// gives the frames back to the kernel's fill ring; the number received (0 when none is
+    /// waiting, or the port does not receive).
+    pub fn recv(&mut self, mut f: impl FnMut(&[u8])) -> usize {
+        let Some(rx) = self.rx.as_mut() else { return 0 };
+        // SAFETY: the packets point into `self.umem`, which outlives them: each is given back to
+        // the UMEM below, before this function returns, and the UMEM is dropped last.
+        let n = unsafe { rx.recv(&self.umem, &mut self.rx_slab) };
+        while let Some(p) = self.rx_slab.pop_back() {
+            f(&p);
+            self.umem.free_packet(p);
+        }
+        self.stats.received += n as u64;
+        self.fill_owed += n;
+        if self.fill_owed > 0 {
+            // SAFETY: as in `open_once`: frames of `self.umem`, back only through the RX ring.
+            if let Ok(k) = unsafe { self.fill.enqueue(&mut self.umem, self.fill_owed, true) } {
+                self.fill_owed -= k.min(self.fill_owed);
+            }
+        }
+        n
     }
 
     /// The largest frame a UMEM frame holds.
