@@ -372,39 +372,49 @@ impl Pipeline {
         self.removed.lock().clone()
     }
 
-    /// Applies an operator action; returns what it did, for the report.
+    /// Applies an operator action to every service it concerns; returns what it did, for the
+    /// report.
     pub fn apply(&self, action: &Action) -> Result<String, ApplyError> {
         let mut done = Vec::new();
-        for (i, rt) in self.services.iter().enumerate() {
-            let find = |a: IpAddr| rt.svc.destinations().into_iter().filter(move |d| d.addr() == a);
-            match action {
-                Action::Drain(a) | Action::Weight(a, _) => {
-                    let w = if let Action::Weight(_, w) = action { *w } else { 0 };
-                    for d in find(*a) {
-                        rt.svc.edit(DestConfig { weight: w, ..d.config() })?;
-                        done.push(format!("{} weight {} -> {w} in {}", d.addr(), d.last_weight(), rt.vip));
-                    }
-                }
-                Action::Remove(a) => {
-                    for d in find(*a) {
-                        let r = rt.svc.remove(d.addr(), d.port())?;
-                        self.removed.lock().push((i, r));
-                        done.push(format!("{} removed from {}", d.addr(), rt.vip));
-                    }
-                }
-                Action::Add(b) => {
-                    if !self.usable(&rt.vip, b)? {
-                        continue;
-                    }
-                    self.add_backend(i, b)?;
-                    done.push(format!("{} added to {} (weight {})", b.addr, rt.vip, b.weight));
-                }
-            }
+        for i in 0..self.services.len() {
+            done.extend(self.apply_in(i, action)?);
         }
         if done.is_empty() {
             return Err(ApplyError::NoMatch(action.clone()));
         }
         Ok(done.join("; "))
+    }
+
+    /// Applies an operator action to service `i` only (a reload of the rules changes each
+    /// service by its own lines); what it did, one line per destination (none: nothing matched,
+    /// or `i` is not a service).
+    pub fn apply_in(&self, i: usize, action: &Action) -> Result<Vec<String>, ApplyError> {
+        let mut done = Vec::new();
+        let Some(rt) = self.services.get(i) else { return Ok(done) };
+        let find = |a: IpAddr| rt.svc.destinations().into_iter().filter(move |d| d.addr() == a);
+        match action {
+            Action::Drain(a) | Action::Weight(a, _) => {
+                let w = if let Action::Weight(_, w) = action { *w } else { 0 };
+                for d in find(*a) {
+                    rt.svc.edit(DestConfig { weight: w, ..d.config() })?;
+                    done.push(format!("{} weight {} -> {w} in {}", d.addr(), d.last_weight(), rt.vip));
+                }
+            }
+            Action::Remove(a) => {
+                for d in find(*a) {
+                    let r = rt.svc.remove(d.addr(), d.port())?;
+                    self.removed.lock().push((i, r));
+                    done.push(format!("{} removed from {}", d.addr(), rt.vip));
+                }
+            }
+            Action::Add(b) => {
+                if self.usable(&rt.vip, b)? {
+                    self.add_backend(i, b)?;
+                    done.push(format!("{} added to {} (weight {})", b.addr, rt.vip, b.weight));
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// Expires idle connections (call it as time passes; the worker does every 1024 frames).

@@ -1,0 +1,419 @@
+//! `director` on a network: namespaces the tests create and remove (scripts/director-netns.sh: a
+//! bridge, a client, the director with `ip_forward=0`, two real servers serving HTTP), real TCP
+//! connections from the client's curl through lbkit to the servers.
+//!
+//! Needs root, iproute2, ethtool, python3 and curl; skipped (loudly) without them, and a skip
+//! fails under CI=true.
+
+#![cfg(all(feature = "cli", feature = "xdp", target_os = "linux"))]
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+const VIP: &str = "10.8.0.100";
+const S1: &str = "10.7.0.11";
+const S2: &str = "10.7.0.12";
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+fn have(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn ready() -> bool {
+    available("root (AF_XDP, XDP programs and network namespaces)", is_root())
+        && available("iproute2 (ip)", have("ip", "-V"))
+        && available("ethtool", have("ethtool", "--version"))
+        && available("python3", have("python3", "--version"))
+        && available("curl", have("curl", "--version"))
+        && available("ping (iputils-ping)", have("ping", "-V"))
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/director-netns.sh")
+}
+
+/// The namespaces, removed when dropped.
+struct Net {
+    p: String,
+}
+
+impl Net {
+    fn up(mode: &str) -> Net {
+        let p = format!("lbd{}{}", std::process::id() % 10_000, NEXT.fetch_add(1, Ordering::Relaxed));
+        let _ = Command::new(script()).args(["down", &p]).status();
+        let out = Command::new(script()).args(["up", &p, mode]).output().expect("director-netns.sh");
+        let net = Net { p };
+        assert!(out.status.success(), "director-netns.sh up: {}", String::from_utf8_lossy(&out.stderr));
+        net
+    }
+    fn ns(&self, h: &str) -> String {
+        format!("{}-{h}", self.p)
+    }
+    /// Runs a command in namespace `h`.
+    fn exec(&self, h: &str, args: &[&str]) -> std::process::Output {
+        Command::new("ip").args(["netns", "exec", &self.ns(h)]).args(args).output().expect("ip netns exec")
+    }
+    /// The client's `curl` of `path` on the VIP: the body, or the failure.
+    fn get(&self, path: &str) -> Result<String, String> {
+        let url = format!("http://{VIP}{path}");
+        let o = self.exec("cl", &["curl", "-s", "-S", "-m", "5", "--retry", "0", &url]);
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into())
+        }
+    }
+    /// The requests for `path` real server `i` (1 or 2) logged.
+    fn served(&self, i: u32, path: &str) -> usize {
+        let log = std::fs::read_to_string(format!("/tmp/{}-s{i}.log", self.p)).unwrap_or_default();
+        log.lines().filter(|l| l.contains(&format!("\"GET {path} "))).count()
+    }
+    /// Whether an XDP program is on the director's interface.
+    fn xdp_attached(&self) -> bool {
+        let o = self.exec("dir", &["ip", "-d", "link", "show", "eth0"]);
+        let s = String::from_utf8_lossy(&o.stdout);
+        s.contains("prog/xdp") || s.contains(" xdp")
+    }
+    /// Starts the director in its namespace with `args`; returns once it said `ready`.
+    fn director(&self, args: &[&str]) -> Director {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns("dir"), env!("CARGO_BIN_EXE_director"), "--iface", "eth0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("director");
+        let err = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let e = Arc::clone(&err);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut s = e.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let start = Instant::now();
+        loop {
+            if err.lock().unwrap().lines().any(|l| l == "ready") {
+                break;
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("director exited ({st}) before ready: {}", err.lock().unwrap());
+            }
+            assert!(start.elapsed() < Duration::from_secs(15), "director not ready: {}", err.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Director { child, err }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).args(["down", &self.p]).status();
+    }
+}
+
+struct Director {
+    child: Child,
+    err: Arc<Mutex<String>>,
+}
+
+impl Director {
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+        assert!(st.success());
+    }
+    fn stderr(&self) -> String {
+        self.err.lock().unwrap().clone()
+    }
+    /// SIGINT; the exit status and the report on standard output.
+    fn stop(mut self) -> (i32, String) {
+        self.signal("-INT");
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                let mut out = String::new();
+                self.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+                return (st.code().unwrap_or(-1), out);
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = self.child.kill();
+                panic!("director did not stop on SIGINT: {}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Director {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The connections the report says a real server got.
+fn report_connections(report: &serde_json::Value, addr: &str) -> u64 {
+    report["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["address"] == addr)
+        .map(|d| d["connections"].as_u64().unwrap())
+        .sum()
+}
+
+/// DR and NAT: 100 HTTP requests from the client all complete with a server's body, 50 on each
+/// (rr); the report's per-destination counts are what the servers logged; the director's own
+/// address answers ping while it runs; after SIGINT the report is printed, the status is 0 and
+/// no XDP program is left on the interface.
+#[test]
+fn dr_and_nat_carry_http_through_the_director() {
+    if !ready() {
+        return;
+    }
+    for mode in ["dr", "nat"] {
+        let net = Net::up(mode);
+        let b1 = format!("{S1}:80");
+        let b2 = format!("{S2}:80");
+        let d = net.director(&[
+            "--mode",
+            mode,
+            "--sched",
+            "rr",
+            "--vip",
+            &format!("{VIP}:80"),
+            "--backend",
+            &b1,
+            "--backend",
+            &b2,
+            "--json",
+        ]);
+        assert!(net.xdp_attached(), "{mode}: no XDP program on the director's interface");
+        let mut bodies = Vec::new();
+        for i in 0..100 {
+            match net.get("/") {
+                Ok(b) => bodies.push(b),
+                Err(e) => panic!("{mode}: request {i} failed: {e}\ndirector: {}", d.stderr()),
+            }
+        }
+        let ping = net.exec("cl", &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.8.0.1"]);
+        assert!(ping.status.success(), "{mode}: the director's own address does not answer ping");
+        let (code, out) = d.stop();
+        assert_eq!(code, 0, "{mode}: {out}");
+        let ones = bodies.iter().filter(|b| *b == "s1").count();
+        let twos = bodies.iter().filter(|b| *b == "s2").count();
+        assert_eq!((ones, twos), (50, 50), "{mode}: rr over two servers: {bodies:?}");
+        assert_eq!((net.served(1, "/"), net.served(2, "/")), (50, 50), "{mode}: what the servers logged");
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(report_connections(&report, S1), 50, "{mode}: {report}");
+        assert_eq!(report_connections(&report, S2), 50, "{mode}: {report}");
+        assert!(!net.xdp_attached(), "{mode}: the XDP program is still attached after SIGINT");
+    }
+}
+
+/// Without the capabilities, one line says which are missing, and nothing runs.
+#[test]
+fn without_capabilities_the_missing_ones_are_named() {
+    if !available("root (to drop the capabilities)", is_root())
+        || !available("setpriv (util-linux)", have("setpriv", "--version"))
+    {
+        return;
+    }
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .arg(env!("CARGO_BIN_EXE_director"))
+        .args(["--iface", "lo", "--mode", "dr", "--vip", "10.8.0.100:80", "--backend", "10.7.0.11"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for cap in ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_BPF"] {
+        assert!(err.contains(cap), "{cap} not named: {err}");
+    }
+}
+
+/// The established TCP connections to port 80 in real server `i`'s namespace.
+fn established(net: &Net, i: u32) -> usize {
+    let o = net.exec(&format!("s{i}"), &["ss", "-Htn", "state", "established", "( sport = :80 )"]);
+    String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.trim().is_empty()).count()
+}
+
+/// SIGHUP with a rules file that no longer has one of the servers (DR, default knobs): new
+/// connections all go to the other one, and a long transfer already running to the removed one
+/// completes, every byte. A rules file that does not parse changes nothing.
+#[test]
+fn sighup_removes_a_server_and_its_transfer_completes() {
+    if !ready() {
+        return;
+    }
+    let net = Net::up("dr");
+    let rules = std::env::temp_dir().join(format!("{}.rules", net.p));
+    let both = format!("-A -t {VIP}:80 -s rr\n-a -t {VIP}:80 -r {S1}:80 -g -w 1\n-a -t {VIP}:80 -r {S2}:80 -g -w 1\n");
+    std::fs::write(&rules, &both).unwrap();
+    let d = net.director(&["--rules", rules.to_str().unwrap(), "--json"]);
+    // A slow download of the 8 MiB file (about 4 s at 2 MB/s).
+    let mut long = Command::new("ip")
+        .args(["netns", "exec", &net.ns("cl"), "curl", "-s", "-S", "-m", "30", "--limit-rate", "2M"])
+        .args(["-o", "/dev/null", "-w", "%{size_download} %{http_code}", &format!("http://{VIP}/big")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Which server has it.
+    let start = Instant::now();
+    let busy = loop {
+        match (established(&net, 1), established(&net, 2)) {
+            (1, 0) => break 1,
+            (0, 1) => break 2,
+            _ => {}
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "the long transfer did not start: {}", d.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (gone, kept) = if busy == 1 { (S1, S2) } else { (S2, S1) };
+    let kept_i = if busy == 1 { 2 } else { 1 };
+    // A bad file first: reported, nothing changes.
+    std::fs::write(&rules, "-A -t nonsense\n").unwrap();
+    d.signal("-HUP");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(d.stderr().contains("the running configuration is kept"), "{}", d.stderr());
+    std::fs::write(&rules, format!("-A -t {VIP}:80 -s rr\n-a -t {VIP}:80 -r {kept}:80 -g -w 1\n")).unwrap();
+    d.signal("-HUP");
+    let start = Instant::now();
+    while !d.stderr().contains(&format!("{gone} removed")) {
+        assert!(start.elapsed() < Duration::from_secs(5), "no reload: {}", d.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = net.served(kept_i, "/");
+    for i in 0..10 {
+        let body = net.get("/").unwrap_or_else(|e| panic!("request {i} after the reload: {e}"));
+        assert_eq!(body, format!("s{kept_i}"), "request {i} after removing {gone}");
+    }
+    assert_eq!(net.served(kept_i, "/"), before + 10);
+    let out = long.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "8388608 200",
+        "the transfer to the removed server: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, report) = d.stop();
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let removed: Vec<_> = report["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["removed"] == true)
+        .map(|x| x["address"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(removed, vec![gone.to_string()]);
+    let _ = std::fs::remove_file(&rules);
+}
+
+/// `/metrics` is Prometheus text (every sample line `name{labels} value`, every family with HELP
+/// and TYPE), and its counts are the report's.
+#[test]
+fn metrics_parse_and_match_the_report() {
+    if !ready() {
+        return;
+    }
+    let net = Net::up("nat");
+    let d = net.director(&[
+        "--mode",
+        "nat",
+        "--sched",
+        "rr",
+        "--vip",
+        &format!("{VIP}:80"),
+        "--backend",
+        &format!("{S1}:80"),
+        "--backend",
+        &format!("{S2}:80"),
+        "--json",
+        "--metrics",
+        "127.0.0.1:9108",
+    ]);
+    for _ in 0..6 {
+        net.get("/").unwrap();
+    }
+    // The workers publish every 200 ms.
+    std::thread::sleep(Duration::from_millis(600));
+    let o = net.exec("dir", &["curl", "-s", "-S", "-m", "5", "http://127.0.0.1:9108/metrics"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let missing = net.exec("dir", &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:9108/x"]);
+    assert_eq!(String::from_utf8_lossy(&missing.stdout), "404");
+    let (code, report) = d.stop();
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    // Every line: a comment of HELP or TYPE, or a sample.
+    let mut samples = std::collections::HashMap::new();
+    let mut typed = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut w = rest.split(' ');
+            let name = w.next().unwrap();
+            assert!(matches!(w.next(), Some("counter" | "gauge")), "{line}");
+            typed.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line:?}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("not a value: {line:?}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !name.is_empty(),
+            "bad metric name: {line:?}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                assert!(labels.starts_with('{') && labels.ends_with('}'), "labels: {line:?}");
+                for pair in labels[1..labels.len() - 1].split(',') {
+                    let (k, v) = pair.split_once('=').unwrap_or_else(|| panic!("label {pair:?} in {line:?}"));
+                    assert!(!k.is_empty() && v.starts_with('"') && v.ends_with('"'), "label {pair:?}");
+                }
+            }
+        }
+        assert!(typed.contains(name), "{name} has no TYPE line before it");
+        samples.insert(series.to_string(), value);
+    }
+    let get = |k: &str| *samples.get(k).unwrap_or_else(|| panic!("{k} missing in\n{text}"));
+    for addr in [S1, S2] {
+        let l = format!("service=\"{VIP}:80\",address=\"{addr}\",port=\"80\"");
+        assert_eq!(get(&format!("lbkit_destination_connections_total{{{l}}}")) as u64, report_connections(&report, addr));
+        let dest = report["destinations"].as_array().unwrap().iter().find(|x| x["address"] == addr).unwrap();
+        for (dir, key) in [("in", "packets_in"), ("out", "packets_out")] {
+            assert_eq!(
+                get(&format!("lbkit_destination_packets_total{{{l},direction=\"{dir}\"}}")) as u64,
+                dest[key].as_u64().unwrap(),
+                "{addr} {dir}"
+            );
+        }
+    }
+    assert_eq!(get("lbkit_packets_total{verdict=\"forwarded\"}") as u64, report["packets"]["forwarded"].as_u64().unwrap());
+    assert_eq!(report_connections(&report, S1) + report_connections(&report, S2), 6);
+}
