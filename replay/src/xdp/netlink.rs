@@ -1,25 +1,7 @@
 //! Live next hops over rtnetlink: [`NextHops`] follows the kernel's routes and neighbours of
 //! one interface, for a director that sends rewritten frames out of it.
 //!
-//! * [`NextHops::open`] dumps the main table's routes (IPv4 and IPv6) and the neighbours of the
-//!   interface, then a background thread follows `RTM_NEWNEIGH` / `RTM_DELNEIGH` /
-//!   `RTM_NEWROUTE` / `RTM_DELROUTE` notifications (and dumps again when the kernel says it
-//!   dropped some: `ENOBUFS`).
-//! * Packets read an immutable snapshot of both tables, published whole through an
-//!   [`ArcSwap`]: [`NextHops::mac_toward`] takes no lock, makes no system call and allocates
-//!   nothing (arc-swap's per-thread slot is set up on a thread's first load).
-//! * A miss (a route, but no usable neighbour entry for its next hop) asks the thread to
-//!   resolve the next hop through a bounded queue (`try_send`, which never blocks or allocates;
-//!   a full queue drops the request). The thread sends one empty UDP datagram to the next hop's
-//!   discard port (9) from a socket bound to the interface, as a first packet would: the kernel
-//!   queues it and sends ARP / NDP; the answer arrives as an `RTM_NEWNEIGH`. One request per
-//!   address per second at most, both on the packet side (a small table of atomics) and on the
-//!   thread's.
-//!
-//! Limits: [`NextHops::MAX_ROUTES`] routes and [`NextHops::MAX_NEIGHBOURS`] neighbours; entries
-//! past them are not added (counted in [`NextHopStats::overflow`]). The kernel does not notify
-//! the IPv4 routes it removes with an interface going down; they stay until the next dump.
-//! Nexthop objects (`RTA_NH_ID`) are not followed.
+//! See [`NextHops`] for the contract.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
@@ -123,8 +105,35 @@ struct Shared {
     counters: Counters,
 }
 
-/// The kernel's next hops out of one interface, followed live. See the [module
-/// docs](self).
+/// The kernel's next hops out of one interface, followed live.
+///
+/// * [`NextHops::open`] dumps the main table's routes (IPv4 and IPv6) and the neighbours of the
+///   interface, then a background thread follows `RTM_NEWNEIGH` / `RTM_DELNEIGH` /
+///   `RTM_NEWROUTE` / `RTM_DELROUTE` notifications (and dumps again when the kernel says it
+///   dropped some: `ENOBUFS`).
+/// * Packets read an immutable snapshot of both tables, published whole through an
+///   `ArcSwap`: `mac_toward` (of [`LiveNextHops`]) takes no lock, makes no system call and allocates
+///   nothing (arc-swap's per-thread slot is set up on a thread's first load).
+/// * A miss (a route, but no usable neighbour entry for its next hop) asks the thread to
+///   resolve the next hop through a bounded queue (`try_send`, which never blocks or allocates;
+///   a full queue drops the request). The thread sends one empty UDP datagram to the next hop's
+///   discard port (9) from a socket bound to the interface, as a first packet would: the kernel
+///   queues it and sends ARP / NDP; the answer arrives as an `RTM_NEWNEIGH`. One request per
+///   address per second at most, both on the packet side (a small table of atomics) and on the
+///   thread's. The thread looks at the queue at least every 100 ms, so a neighbour that
+///   answers at once is usable some 100 ms after the first miss.
+/// * Routes that count: the main table's, out of the interface (`RTA_OIF`, or one of a
+///   multipath route's next hops), longest prefix first, then the lowest metric; a blackhole,
+///   unreachable or prohibit route of the main table means no next hop. Neighbours that count:
+///   on the interface, with an Ethernet address, in a usable state (reachable, stale, delay,
+///   probe, permanent, noarp; not incomplete or failed).
+/// * Dropping it stops the thread within about 100 ms (a flag, and its socket's receive
+///   timeout).
+///
+/// Limits: [`NextHops::MAX_ROUTES`] routes and [`NextHops::MAX_NEIGHBOURS`] neighbours; entries
+/// past them are not added (counted in [`NextHopStats::overflow`]). The kernel does not notify
+/// the IPv4 routes it removes with an interface going down; they stay until the next dump.
+/// Nexthop objects (`RTA_NH_ID`) are not followed.
 pub struct NextHops {
     iface: String,
     shared: Arc<Shared>,
@@ -277,7 +286,7 @@ impl LiveNextHops for NextHops {
 }
 
 impl Drop for NextHops {
-    /// Stops the thread: it sees the flag within [`TICK`] (its socket's receive timeout).
+    /// Stops the thread: it sees the flag within 100 ms (its socket's receive timeout).
     fn drop(&mut self) {
         self.shared.stop.store(true, Relaxed);
         if let Some(t) = self.thread.take() {
