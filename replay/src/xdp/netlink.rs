@@ -172,7 +172,7 @@ impl NextHops {
         let _ = notify.set_recv_buffer(NOTIFY_BUFFER);
         notify.set_recv_timeout(TICK).map_err(|e| refused(iface, "SO_RCVTIMEO", e))?;
         let request = NlSocket::open(0).map_err(|e| refused(iface, "socket", e))?;
-        request.set_recv_timeout(Duration::from_secs(1)).map_err(|e| refused(iface, "SO_RCVTIMEO", e))?;
+        request.set_recv_timeout(TICK).map_err(|e| refused(iface, "SO_RCVTIMEO", e))?;
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             stop: AtomicBool::new(false),
