@@ -15,6 +15,11 @@
 //! most 32 descriptors per wake-up, so [`XdpPort::flush`] wakes it (a zero-timeout `poll`, which
 //! drives copy-mode transmit) until the ring has drained or no progress is made.
 //!
+//! [`NextHops`] follows the kernel's routes and neighbours over an rtnetlink socket; its system
+//! calls (socket, bind, send, recv, socket options) are wrapped in `netlink/sys.rs`, each
+//! `unsafe` block stating why its pointers are valid. Parsing the kernel's messages is safe code
+//! (`netlink/wire.rs` forbids `unsafe`).
+//!
 //! Why the `xdp` crate: it needs no C toolchain (`xsk-rs` builds libxdp and needs clang, m4,
 //! libelf), transmit works with it on these machines' kernels (veth, copy mode), and it leaves
 //! the batching and wake-up policy to us. Measured with it: see BENCHMARKS.md, "replay over
@@ -27,9 +32,11 @@ use std::net::IpAddr;
 
 use lb_rewrite::MacAddr;
 
+mod netlink;
 mod port;
 
-pub use port::{XdpConfig, XdpStats, XdpPort};
+pub use netlink::{NextHopStats, NextHops, Unresolved};
+pub use port::{XdpConfig, XdpPort, XdpStats};
 
 /// Why AF_XDP could not be used.
 #[derive(Debug, thiserror::Error)]
