@@ -1,0 +1,713 @@
+//! The director's own XDP program: which received frames go to its AF_XDP sockets and which to
+//! the kernel. Built as raw eBPF instructions ([`asm`], [`prog`]) and loaded through the `bpf()`
+//! system call: no C compiler, no object file, no loader library.
+//!
+//! # The rules, in order
+//!
+//! 1. Ethernet, at most two VLAN tags (802.1Q `0x8100`, 802.1ad `0x88a8`), then IPv4 or IPv6.
+//!    Anything else (ARP, LLDP, a third tag, ...) passes to the kernel ([`Counter::NotIp`]).
+//!    Every header is bounds-checked; an IPv4 header with a bad version or length, or an IP
+//!    packet whose total length runs past the frame, or an L4 header cut short, passes
+//!    ([`Counter::Malformed`]) and never goes to a socket.
+//! 2. A destination address in the *own* map passes, always ([`Counter::Own`]): SSH, ping and
+//!    health checks to the director itself.
+//! 3. With `--vip any` ([`XdpProgram::set_any`]), every other unicast IPv4 (first byte below 224)
+//!    or IPv6 (not `ff00::/8`) packet goes to the socket.
+//! 4. TCP (a full 20-byte header) and UDP (8 bytes): the *services* map with (destination,
+//!    destination port, protocol), then with port 0 (a port-0 service takes every port); then
+//!    the *backends* map with (source, source port, protocol), then port 0 (NAT replies from a
+//!    real server). Another protocol: both maps with port 0 and the packet's protocol.
+//! 5. ICMP errors (IPv4 types 3, 11, 12; ICMPv6 types 1-4) and fragments (IPv4 with MF set or an
+//!    offset; IPv6 whose next header is a fragment header) use the *address entries*: protocol 0,
+//!    port 0, inserted by [`XdpProgram::set_services`] / [`XdpProgram::set_backends`] for every
+//!    distinct address given. A destination that is a service address or a source that is a
+//!    backend address: to the socket. ICMP echo and other non-errors are looked up as "another
+//!    protocol" (so they pass unless an ICMP service was configured).
+//! 6. Everything else passes ([`Counter::NoService`]).
+//!
+//! IPv6 extension headers other than a fragment header directly after the fixed header are not
+//! walked: such packets pass (next header 0, hop-by-hop, counts as [`Counter::NoService`]).
+//!
+//! "To the socket" is `bpf_redirect_map(&xsks, rx_queue_index, XDP_PASS)`: the frame goes to
+//! the AF_XDP socket inserted for its RX queue ([`XdpProgram::insert_socket`]), or passes when
+//! there is none. Both are counted as [`Counter::ToSocket`].
+//!
+//! # Map keys
+//!
+//! The own, services and backends maps are hash maps with the same 20-byte key
+//! ([`key`]): the address (16 bytes; IPv4 in the first 4, then zeros), the port (2 bytes,
+//! network order), the IP protocol (1 byte), the family (1 byte, 4 or 6). Own keys have port and
+//! protocol 0. The values (4 bytes) are unused. An IPv4 address must be given as
+//! [`IpAddr::V4`]: an IPv4-mapped IPv6 address is a different key.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use super::XdpError;
+
+mod asm;
+mod prog;
+
+/// The verdict counters ([`XdpProgram::counters`] indexes them by this).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Redirected to the RX queue's AF_XDP socket (or passed, when none is in the map).
+    ToSocket = 0,
+    /// To one of the director's own addresses: passed.
+    Own = 1,
+    /// Not IPv4 or IPv6: passed.
+    NotIp = 2,
+    /// IP, but no service, backend or `--vip any` matched: passed.
+    NoService = 3,
+    /// Truncated or malformed headers: passed.
+    Malformed = 4,
+}
+
+/// The number of [`Counter`]s.
+pub const COUNTERS: usize = 5;
+
+/// The length of the own / services / backends keys.
+pub const KEY_LEN: usize = 20;
+
+/// The protocol of address entries (see the module documentation).
+pub const PROTO_ADDRESS: u8 = 0;
+
+/// The sizes of the program's maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramLimits {
+    /// Service endpoints (the services map holds twice as many entries: room for the address
+    /// entries).
+    pub services: u32,
+    /// Backend endpoints (likewise doubled).
+    pub backends: u32,
+    /// Own addresses.
+    pub own: u32,
+    /// RX queues (the XSKMAP's size).
+    pub queues: u32,
+}
+
+impl Default for ProgramLimits {
+    fn default() -> Self {
+        ProgramLimits { services: 1024, backends: 4096, own: 64, queues: 64 }
+    }
+}
+
+/// An address, a port (0: every port) and an IP protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// The address.
+    pub addr: IpAddr,
+    /// The port (0: every port of the address).
+    pub port: u16,
+    /// The IP protocol number (6 TCP, 17 UDP, ...; not 0).
+    pub proto: u8,
+}
+
+/// How the program is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Generic XDP (`XDP_FLAGS_SKB_MODE`): any interface, after the socket buffer is built.
+    Skb,
+    /// Native XDP in the driver (`XDP_FLAGS_DRV_MODE`): veth and XDP-capable NICs.
+    Driver,
+}
+
+/// A map key (see the module documentation).
+pub fn key(addr: IpAddr, port: u16, proto: u8) -> [u8; KEY_LEN] {
+    let mut k = [0u8; KEY_LEN];
+    match addr {
+        IpAddr::V4(a) => {
+            k[..4].copy_from_slice(&a.octets());
+            k[19] = 4;
+        }
+        IpAddr::V6(a) => {
+            k[..16].copy_from_slice(&a.octets());
+            k[19] = 6;
+        }
+    }
+    k[16..18].copy_from_slice(&port.to_be_bytes());
+    k[18] = proto;
+    k
+}
+
+// bpf() commands.
+const MAP_CREATE: u32 = 0;
+const MAP_LOOKUP_ELEM: u32 = 1;
+const MAP_UPDATE_ELEM: u32 = 2;
+const MAP_DELETE_ELEM: u32 = 3;
+const MAP_GET_NEXT_KEY: u32 = 4;
+const PROG_LOAD: u32 = 5;
+const PROG_TEST_RUN: u32 = 10;
+const LINK_CREATE: u32 = 28;
+// Map and program types, attach type, flags.
+const MAP_HASH: u32 = 1;
+const MAP_ARRAY: u32 = 2;
+const MAP_PERCPU_ARRAY: u32 = 6;
+const MAP_XSKMAP: u32 = 17;
+const PROG_TYPE_XDP: u32 = 6;
+const ATTACH_XDP: u32 = 37;
+const XDP_FLAGS_SKB_MODE: u32 = 2;
+const XDP_FLAGS_DRV_MODE: u32 = 4;
+/// The largest frame BPF_PROG_TEST_RUN takes for XDP: a page minus the headroom and the
+/// `skb_shared_info` tail room (320 bytes on 64-bit kernels).
+const TEST_RUN_MAX: usize = 4096 - 256 - 320;
+const VERIFIER_LOG: usize = 1 << 20;
+
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct LinkCreateAttr {
+    prog_fd: u32,
+    target_ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+}
+
+/// `struct xdp_md`, the context given to a test run.
+#[repr(C)]
+#[derive(Default)]
+struct XdpMd {
+    data: u32,
+    data_end: u32,
+    data_meta: u32,
+    ingress_ifindex: u32,
+    rx_queue_index: u32,
+    egress_ifindex: u32,
+}
+
+/// Calls `bpf(cmd, attr, sizeof attr)`: the result, or the errno.
+fn sys_bpf<T>(cmd: u32, attr: &mut T) -> Result<i64, i32> {
+    // SAFETY: `attr` is a live, exclusively borrowed `#[repr(C)]` struct laid out as the prefix
+    // of the kernel's `union bpf_attr` for `cmd`, and its size is passed with it. Every pointer
+    // inside it was set by the caller from a buffer that lives across this call (keys, values,
+    // instructions, the licence, the log, test frames), with the lengths the kernel reads or
+    // writes through them given in the same struct.
+    let r = unsafe {
+        libc::syscall(libc::SYS_bpf, cmd as libc::c_long, attr as *mut T, std::mem::size_of::<T>() as libc::c_long)
+    };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    } else {
+        Ok(r as i64)
+    }
+}
+
+fn bpf_error(what: impl Into<String>, errno: i32, log: String) -> XdpError {
+    let what = what.into();
+    if errno == libc::EPERM {
+        XdpError::NotPermitted(format!("{what}: the XDP program needs CAP_BPF and CAP_NET_ADMIN"))
+    } else {
+        XdpError::Bpf { what, errno, log }
+    }
+}
+
+/// A syscall result that is a new file descriptor.
+fn owned_fd(what: &str, r: Result<i64, i32>) -> Result<OwnedFd, XdpError> {
+    let fd = r.map_err(|e| bpf_error(what, e, String::new()))?;
+    let fd = i32::try_from(fd).map_err(|_| bpf_error(what, libc::EBADF, String::new()))?;
+    // SAFETY: the kernel just returned `fd` as a new file descriptor of this process, owned by
+    // nobody else: the `OwnedFd` becomes its only owner and closes it once.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn name16(name: &str) -> [u8; 16] {
+    let mut n = [0u8; 16];
+    let b = name.as_bytes();
+    let len = b.len().min(15);
+    n[..len].copy_from_slice(&b[..len]);
+    n
+}
+
+fn map_create(
+    name: &str,
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+) -> Result<OwnedFd, XdpError> {
+    let mut attr = MapCreateAttr {
+        map_type,
+        key_size,
+        value_size,
+        max_entries: max_entries.max(1),
+        map_name: name16(name),
+        ..Default::default()
+    };
+    owned_fd(&format!("creating map {name} ({} entries)", attr.max_entries), sys_bpf(MAP_CREATE, &mut attr))
+}
+
+/// One map of the program: its fd and name (for errors).
+#[derive(Debug)]
+struct Map {
+    fd: OwnedFd,
+    name: &'static str,
+    max_entries: u32,
+}
+
+impl Map {
+    fn raw(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+
+    fn update(&self, key: &[u8], value: &[u8]) -> Result<(), XdpError> {
+        let mut attr = MapElemAttr {
+            map_fd: self.raw() as u32,
+            key: key.as_ptr() as u64,
+            value: value.as_ptr() as u64,
+            ..Default::default()
+        };
+        sys_bpf(MAP_UPDATE_ELEM, &mut attr)
+            .map(drop)
+            .map_err(|e| bpf_error(format!("updating map {}", self.name), e, String::new()))
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<(), XdpError> {
+        let mut attr = MapElemAttr { map_fd: self.raw() as u32, key: key.as_ptr() as u64, ..Default::default() };
+        match sys_bpf(MAP_DELETE_ELEM, &mut attr) {
+            Ok(_) | Err(libc::ENOENT) => Ok(()),
+            Err(e) => Err(bpf_error(format!("deleting from map {}", self.name), e, String::new())),
+        }
+    }
+
+    /// Reads `value` (its length the map's value size); false when the key is absent.
+    fn lookup(&self, key: &[u8], value: &mut [u8]) -> Result<bool, XdpError> {
+        let mut attr = MapElemAttr {
+            map_fd: self.raw() as u32,
+            key: key.as_ptr() as u64,
+            value: value.as_mut_ptr() as u64,
+            ..Default::default()
+        };
+        match sys_bpf(MAP_LOOKUP_ELEM, &mut attr) {
+            Ok(_) => Ok(true),
+            Err(libc::ENOENT) => Ok(false),
+            Err(e) => Err(bpf_error(format!("reading map {}", self.name), e, String::new())),
+        }
+    }
+
+    /// Every key of a hash map with [`KEY_LEN`]-byte keys.
+    fn keys(&self) -> Result<Vec<[u8; KEY_LEN]>, XdpError> {
+        let mut keys = Vec::new();
+        let mut next = [0u8; KEY_LEN];
+        let mut prev: Option<[u8; KEY_LEN]> = None;
+        // A map never holds more than max_entries keys; the bound also ends the walk should the
+        // map change under it.
+        for _ in 0..=self.max_entries {
+            let mut attr = MapElemAttr {
+                map_fd: self.raw() as u32,
+                key: prev.as_ref().map_or(0, |k| k.as_ptr() as u64),
+                value: next.as_mut_ptr() as u64,
+                ..Default::default()
+            };
+            match sys_bpf(MAP_GET_NEXT_KEY, &mut attr) {
+                Ok(_) => {
+                    keys.push(next);
+                    prev = Some(next);
+                }
+                Err(libc::ENOENT) => break,
+                Err(e) => return Err(bpf_error(format!("listing map {}", self.name), e, String::new())),
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Makes the map hold exactly `want` (value 1 each): stale keys deleted first (freeing room),
+    /// then every wanted key written.
+    fn replace(&self, want: &HashSet<[u8; KEY_LEN]>) -> Result<(), XdpError> {
+        if want.len() > self.max_entries as usize {
+            return Err(XdpError::Size(format!(
+                "{} entries for map {}, which holds {}",
+                want.len(),
+                self.name,
+                self.max_entries
+            )));
+        }
+        for k in self.keys()? {
+            if !want.contains(&k) {
+                self.delete(&k)?;
+            }
+        }
+        for k in want {
+            self.update(k, &1u32.to_ne_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// The loaded XDP program and its maps; every fd is closed on drop (the kernel frees the program
+/// once no link uses it either).
+#[derive(Debug)]
+pub struct XdpProgram {
+    prog: OwnedFd,
+    own: Map,
+    services: Map,
+    backends: Map,
+    flags: Map,
+    counters: Map,
+    xsks: Map,
+    limits: ProgramLimits,
+    insns: usize,
+}
+
+/// The program attached to an interface through a BPF link: dropping it (or the process ending,
+/// even by SIGKILL) detaches the program.
+#[derive(Debug)]
+pub struct XdpLink {
+    fd: OwnedFd,
+    iface: String,
+}
+
+impl XdpLink {
+    /// The interface the program is attached to.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+}
+
+impl AsFd for XdpLink {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn ifindex(iface: &str) -> Result<u32, XdpError> {
+    let name = CString::new(iface).map_err(|_| XdpError::NoSuchInterface(iface.into()))?;
+    // SAFETY: `name` is a NUL-terminated string that lives across the call; if_nametoindex only
+    // reads it.
+    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if idx == 0 {
+        Err(XdpError::NoSuchInterface(iface.into()))
+    } else {
+        Ok(idx)
+    }
+}
+
+/// The number of possible CPUs (the slots of a per-CPU value): one past the highest CPU in
+/// `/sys/devices/system/cpu/possible` (`0-3`, `0,2-5`).
+fn possible_cpus() -> Result<usize, XdpError> {
+    let s = std::fs::read_to_string("/sys/devices/system/cpu/possible")
+        .map_err(|e| XdpError::Interface(format!("/sys/devices/system/cpu/possible: {e}")))?;
+    let highest = s
+        .trim()
+        .split([',', '-'])
+        .filter_map(|n| n.trim().parse::<usize>().ok())
+        .max()
+        .ok_or_else(|| XdpError::Interface(format!("/sys/devices/system/cpu/possible: {:?}", s.trim())))?;
+    Ok(highest.saturating_add(1).min(1 << 16))
+}
+
+impl XdpProgram {
+    /// Creates the maps and loads the program. A verifier rejection is an [`XdpError::Bpf`]
+    /// carrying the verifier's log.
+    pub fn load(limits: ProgramLimits) -> Result<XdpProgram, XdpError> {
+        let key = KEY_LEN as u32;
+        let map = |name: &'static str, ty: u32, key: u32, value: u32, max: u32| -> Result<Map, XdpError> {
+            Ok(Map { fd: map_create(name, ty, key, value, max)?, name, max_entries: max.max(1) })
+        };
+        let own = map("lbkit_own", MAP_HASH, key, 4, limits.own)?;
+        let services = map("lbkit_services", MAP_HASH, key, 4, limits.services.saturating_mul(2))?;
+        let backends = map("lbkit_backends", MAP_HASH, key, 4, limits.backends.saturating_mul(2))?;
+        let flags = map("lbkit_flags", MAP_ARRAY, 4, 4, 1)?;
+        let counters = map("lbkit_counters", MAP_PERCPU_ARRAY, 4, 8, COUNTERS as u32)?;
+        let xsks = map("lbkit_xsks", MAP_XSKMAP, 4, 4, limits.queues)?;
+        let fds = prog::MapFds {
+            own: own.raw(),
+            services: services.raw(),
+            backends: backends.raw(),
+            flags: flags.raw(),
+            counters: counters.raw(),
+            xsk: xsks.raw(),
+        };
+        let insns = prog::program(&fds).map_err(|e| XdpError::Bpf {
+            what: format!("assembling the XDP program: {e}"),
+            errno: libc::EINVAL,
+            log: String::new(),
+        })?;
+        let bytes: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
+        let license = b"GPL\0";
+        let load = |log: &mut [u8]| {
+            let mut attr = ProgLoadAttr {
+                prog_type: PROG_TYPE_XDP,
+                insn_cnt: insns.len() as u32,
+                insns: bytes.as_ptr() as u64,
+                license: license.as_ptr() as u64,
+                log_level: u32::from(!log.is_empty()),
+                log_size: log.len() as u32,
+                log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
+                prog_name: name16("lbkit_director"),
+                expected_attach_type: ATTACH_XDP,
+                ..Default::default()
+            };
+            sys_bpf(PROG_LOAD, &mut attr)
+        };
+        let prog = match load(&mut []) {
+            Ok(fd) => owned_fd("loading the XDP program", Ok(fd))?,
+            Err(libc::EPERM) => return Err(bpf_error("loading the XDP program", libc::EPERM, String::new())),
+            Err(first) => {
+                // Load again with the verifier's log to say why.
+                let mut log = vec![0u8; VERIFIER_LOG];
+                let errno = match load(&mut log) {
+                    Ok(fd) => {
+                        return Err(bpf_error("loading the XDP program (only the second time)", first, {
+                            drop(owned_fd("", Ok(fd)));
+                            String::new()
+                        }))
+                    }
+                    Err(e) => e,
+                };
+                let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+                let text = String::from_utf8_lossy(&log[..end]).into_owned();
+                return Err(bpf_error("loading the XDP program (the verifier refused it)", errno, text));
+            }
+        };
+        Ok(XdpProgram { prog, own, services, backends, flags, counters, xsks, limits, insns: insns.len() })
+    }
+
+    /// The program's length in instructions.
+    pub fn instructions(&self) -> usize {
+        self.insns
+    }
+
+    /// The sizes the maps were created with.
+    pub fn limits(&self) -> ProgramLimits {
+        self.limits
+    }
+
+    fn endpoint_keys(eps: &[Endpoint], max: u32, what: &str) -> Result<HashSet<[u8; KEY_LEN]>, XdpError> {
+        if eps.len() > max as usize {
+            return Err(XdpError::Size(format!("{} {what}: the program was loaded for at most {max}", eps.len())));
+        }
+        let mut want = HashSet::new();
+        for ep in eps {
+            if ep.proto == PROTO_ADDRESS {
+                return Err(XdpError::Size(format!("{what} {}:{}: protocol 0 is reserved", ep.addr, ep.port)));
+            }
+            want.insert(key(ep.addr, ep.port, ep.proto));
+            want.insert(key(ep.addr, 0, PROTO_ADDRESS));
+        }
+        Ok(want)
+    }
+
+    /// Makes the services exactly `eps` (with their address entries): new ones inserted, stale
+    /// ones deleted. Call it again whenever the configuration changes.
+    pub fn set_services(&self, eps: &[Endpoint]) -> Result<(), XdpError> {
+        self.services.replace(&Self::endpoint_keys(eps, self.limits.services, "services")?)
+    }
+
+    /// Makes the backends (real servers whose replies come back through the director, NAT)
+    /// exactly `eps`, with their address entries.
+    pub fn set_backends(&self, eps: &[Endpoint]) -> Result<(), XdpError> {
+        self.backends.replace(&Self::endpoint_keys(eps, self.limits.backends, "backends")?)
+    }
+
+    /// Makes the director's own addresses exactly `addrs`.
+    pub fn set_own(&self, addrs: &[IpAddr]) -> Result<(), XdpError> {
+        let want: HashSet<_> = addrs.iter().map(|&a| key(a, 0, 0)).collect();
+        self.own.replace(&want)
+    }
+
+    /// Sets or clears `--vip any`: every unicast IP packet not to an own address to the socket.
+    pub fn set_any(&self, any: bool) -> Result<(), XdpError> {
+        self.flags.update(&0u32.to_ne_bytes(), &u32::from(any).to_ne_bytes())
+    }
+
+    /// Puts an AF_XDP socket (bound to `queue` of the interface the program is attached to) in
+    /// the program's XSKMAP: frames to the socket from that RX queue go to it.
+    pub fn insert_socket(&self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), XdpError> {
+        if queue >= self.limits.queues {
+            return Err(XdpError::Size(format!(
+                "queue {queue}: the program was loaded for {} queue(s)",
+                self.limits.queues
+            )));
+        }
+        self.xsks.update(&queue.to_ne_bytes(), &fd.as_raw_fd().to_ne_bytes())
+    }
+
+    /// [`XdpProgram::insert_socket`] for a socket of the `xdp` crate.
+    pub fn insert_xdp_socket(&self, queue: u32, socket: &xdp::socket::XdpSocket) -> Result<(), XdpError> {
+        // SAFETY: the fd belongs to `socket`, borrowed for this whole call, so it stays open
+        // while the borrowed fd is used (the kernel takes its own reference to the socket).
+        let fd = unsafe { BorrowedFd::borrow_raw(socket.as_raw_fd()) };
+        self.insert_socket(queue, fd)
+    }
+
+    /// Removes the socket of `queue` (its frames then pass to the kernel).
+    pub fn remove_socket(&self, queue: u32) -> Result<(), XdpError> {
+        self.xsks.delete(&queue.to_ne_bytes())
+    }
+
+    /// Attaches the program to `iface` through a BPF link, owned by the returned [`XdpLink`].
+    pub fn attach(&self, iface: &str, mode: AttachMode) -> Result<XdpLink, XdpError> {
+        let mut attr = LinkCreateAttr {
+            prog_fd: self.prog.as_raw_fd() as u32,
+            target_ifindex: ifindex(iface)?,
+            attach_type: ATTACH_XDP,
+            flags: match mode {
+                AttachMode::Skb => XDP_FLAGS_SKB_MODE,
+                AttachMode::Driver => XDP_FLAGS_DRV_MODE,
+            },
+        };
+        let fd = owned_fd(
+            &format!("attaching the XDP program to {iface} ({mode:?} mode)"),
+            sys_bpf(LINK_CREATE, &mut attr),
+        )?;
+        Ok(XdpLink { fd, iface: iface.into() })
+    }
+
+    /// Runs the program once on `frame` (BPF_PROG_TEST_RUN, received on queue 0 of no interface)
+    /// and returns its XDP action (1 drop, 2 pass, 4 redirect). Frames are 14 to 3520 bytes.
+    pub fn test_run(&self, frame: &[u8]) -> Result<u32, XdpError> {
+        self.run(frame, None)
+    }
+
+    /// As [`XdpProgram::test_run`], as if received on `queue` of `iface`.
+    pub fn test_run_on(&self, frame: &[u8], iface: &str, queue: u32) -> Result<u32, XdpError> {
+        self.run(frame, Some((ifindex(iface)?, queue)))
+    }
+
+    fn run(&self, frame: &[u8], rx: Option<(u32, u32)>) -> Result<u32, XdpError> {
+        if !(14..=TEST_RUN_MAX).contains(&frame.len()) {
+            return Err(XdpError::Size(format!("test frame of {} bytes: from 14 to {TEST_RUN_MAX}", frame.len())));
+        }
+        let mut ctx = XdpMd { data_end: frame.len() as u32, ..Default::default() };
+        let mut attr = TestRunAttr {
+            prog_fd: self.prog.as_raw_fd() as u32,
+            data_size_in: frame.len() as u32,
+            data_in: frame.as_ptr() as u64,
+            repeat: 1,
+            ..Default::default()
+        };
+        if let Some((ifindex, queue)) = rx {
+            ctx.ingress_ifindex = ifindex;
+            ctx.rx_queue_index = queue;
+            attr.ctx_size_in = std::mem::size_of::<XdpMd>() as u32;
+            attr.ctx_in = &ctx as *const XdpMd as u64;
+        }
+        sys_bpf(PROG_TEST_RUN, &mut attr).map_err(|e| bpf_error("test-running the XDP program", e, String::new()))?;
+        Ok(attr.retval)
+    }
+
+    /// The verdict counters, summed over every CPU, indexed by [`Counter`].
+    pub fn counters(&self) -> Result<[u64; COUNTERS], XdpError> {
+        let cpus = possible_cpus()?;
+        let mut out = [0u64; COUNTERS];
+        let mut buf = vec![0u8; cpus * 8];
+        for (i, o) in out.iter_mut().enumerate() {
+            buf.fill(0);
+            self.counters.lookup(&(i as u32).to_ne_bytes(), &mut buf)?;
+            *o =
+                buf.chunks_exact(8).map(|c| u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).sum();
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fds() -> prog::MapFds {
+        prog::MapFds { own: 3, services: 4, backends: 5, flags: 6, counters: 7, xsk: 8 }
+    }
+
+    #[test]
+    fn program_assembles_within_the_verifier_limits() {
+        let p = prog::program(&fds()).unwrap();
+        // 4096 instructions is the limit for unprivileged loaders; ours is far below.
+        assert!(p.len() > 100 && p.len() < 4096, "{} instructions", p.len());
+        // It ends with an exit, and every jump lands inside the program.
+        assert_eq!(p.last().map(|i| i.code), Some(0x95));
+        for (pc, i) in p.iter().enumerate() {
+            let class = i.code & 0x07;
+            let op = i.code & 0xf0;
+            if class == 0x05 && op != 0x80 && op != 0x90 {
+                let target = pc as i64 + 1 + i64::from(i.off);
+                assert!((0..p.len() as i64).contains(&target), "jump at {pc} to {target}");
+            }
+        }
+    }
+
+    #[test]
+    fn map_fds_appear_in_two_slot_loads() {
+        let p = prog::program(&fds()).unwrap();
+        let loads: Vec<i32> = p.iter().filter(|i| i.code == 0x18).map(|i| i.imm).collect();
+        for fd in 3..=8 {
+            assert!(loads.contains(&fd), "map fd {fd} never loaded");
+        }
+        assert!(p.iter().all(|i| i.code != 0x18 || i.src == asm::PSEUDO_MAP_FD));
+    }
+
+    #[test]
+    fn keys_have_the_documented_layout() {
+        let k = key("10.0.0.1".parse().unwrap(), 80, 6);
+        assert_eq!(k, [10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 80, 6, 4]);
+        let k = key("2001:db8::1".parse().unwrap(), 443, 17);
+        assert_eq!(&k[..4], &[0x20, 0x01, 0x0d, 0xb8]);
+        assert_eq!(k[15], 1);
+        assert_eq!(&k[16..], &[1, 187, 17, 6]);
+    }
+
+    #[test]
+    fn possible_cpus_parses() {
+        assert!(possible_cpus().unwrap() >= 1);
+    }
+}
