@@ -353,7 +353,7 @@ fn set_services_replaces_the_whole_set() {
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A veth pair in this namespace with a unique name, removed when dropped.
+/// A veth pair with two queues in this namespace, with a unique name, removed when dropped.
 struct Veth {
     name: String,
 }
@@ -363,7 +363,10 @@ impl Veth {
         let name = format!("lbp{}{}", std::process::id() % 100_000, NEXT.fetch_add(1, Ordering::Relaxed));
         let peer = format!("{name}p");
         let _ = Command::new("ip").args(["link", "del", &name]).stderr(Stdio::null()).status();
-        let st = Command::new("ip").args(["link", "add", &name, "type", "veth", "peer", "name", &peer]).status();
+        let st = Command::new("ip")
+            .args(["link", "add", &name, "numtxqueues", "2", "numrxqueues", "2", "type", "veth", "peer", "name", &peer])
+            .args(["numtxqueues", "2", "numrxqueues", "2"])
+            .status();
         assert!(st.is_ok_and(|s| s.success()), "ip link add {name}");
         for dev in [&name, &peer] {
             let st = Command::new("ip").args(["link", "set", dev, "up"]).status();
@@ -403,7 +406,7 @@ fn a_bound_af_xdp_socket_gets_the_redirect_and_attach_detaches_on_drop() {
     let other = program();
     assert!(other.attach(&veth.name, AttachMode::Skb).is_err());
 
-    // A real AF_XDP socket, bound to queue 0 of the veth.
+    // A real AF_XDP socket, bound to queue 1 of the (two-queue) veth.
     let umem = xdp::Umem::map(
         xdp::umem::UmemCfgBuilder { frame_size: xdp::umem::FrameSize::TwoK, frame_count: 64, ..Default::default() }
             .build()
@@ -415,17 +418,24 @@ fn a_bound_af_xdp_socket_gets_the_redirect_and_attach_detaches_on_drop() {
         xdp::RingConfigBuilder { rx_count: 64, tx_count: 0, fill_count: 64, completion_count: 64 }.build().unwrap();
     let (_rings, flags) = builder.build_rings(&umem, rings).unwrap();
     let nic = xdp::nic::NicIndex::lookup_by_name(&std::ffi::CString::new(veth.name.clone()).unwrap()).unwrap().unwrap();
-    let sock = builder.bind(nic, 0, flags).unwrap_or_else(|e| panic!("bind: {e}"));
+    let sock = builder.bind(nic, 1, flags).unwrap_or_else(|e| panic!("bind: {e}"));
 
     let f = syn(CLIENT, 40000, VIP, 80);
+    let on = |queue: u32, frame: &[u8]| p.test_run_on(frame, &veth.name, queue).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(run(&p, &f), (XDP_PASS, Counter::ToSocket), "no socket yet: the fallback");
-    p.insert_xdp_socket(0, &sock).unwrap();
-    assert_eq!(run(&p, &f), (XDP_REDIRECT, Counter::ToSocket));
-    assert_eq!(p.test_run_on(&f, &veth.name, 0).unwrap(), XDP_REDIRECT, "received on queue 0 of the veth");
-    assert_eq!(run(&p, &syn(CLIENT, 40000, VIP, 81)), (XDP_PASS, Counter::NoService));
-    assert_eq!(run(&p, &syn(CLIENT, 40000, DIRECTOR_IP, 22)), (XDP_PASS, Counter::Own));
-    p.remove_socket(0).unwrap();
-    assert_eq!(run(&p, &f), (XDP_PASS, Counter::ToSocket), "socket removed");
+    p.insert_xdp_socket(1, &sock).unwrap();
+    let before = p.counters().unwrap();
+    assert_eq!(on(1, &f), XDP_REDIRECT, "received on queue 1, whose socket is in the map");
+    assert_eq!(on(0, &f), XDP_PASS, "received on queue 0, which has no socket");
+    assert_eq!(p.test_run(&f).unwrap(), XDP_PASS, "no interface: queue 0");
+    let after = p.counters().unwrap();
+    assert_eq!(after[Counter::ToSocket as usize], before[Counter::ToSocket as usize] + 3);
+    assert_eq!(on(1, &syn(CLIENT, 40000, VIP, 81)), XDP_PASS);
+    assert_eq!(on(1, &syn(CLIENT, 40000, DIRECTOR_IP, 22)), XDP_PASS);
+    assert_eq!(on(1, &arp()), XDP_PASS);
+    assert_eq!(on(1, &tcp(BACKEND, 8080, CLIENT, 40000, SYN | ACK, &[])), XDP_REDIRECT, "NAT reply");
+    p.remove_socket(1).unwrap();
+    assert_eq!(on(1, &f), XDP_PASS, "socket removed");
 
     drop(link);
     let shown = veth.show();

@@ -41,14 +41,19 @@
 //! [`IpAddr::V4`]: an IPv4-mapped IPv6 address is a different key.
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::net::IpAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use super::XdpError;
+use sys::{
+    bpf_error, ifindex, map_create, owned_fd, possible_cpus, sys_bpf, LinkCreateAttr, Map, TestRunAttr, XdpMd,
+    ATTACH_XDP, LINK_CREATE, MAP_ARRAY, MAP_HASH, MAP_PERCPU_ARRAY, MAP_XSKMAP, PROG_TEST_RUN, TEST_RUN_MAX,
+    XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE,
+};
 
 mod asm;
 mod prog;
+mod sys;
 
 /// The verdict counters ([`XdpProgram::counters`] indexes them by this).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,267 +137,6 @@ pub fn key(addr: IpAddr, port: u16, proto: u8) -> [u8; KEY_LEN] {
     k
 }
 
-// bpf() commands.
-const MAP_CREATE: u32 = 0;
-const MAP_LOOKUP_ELEM: u32 = 1;
-const MAP_UPDATE_ELEM: u32 = 2;
-const MAP_DELETE_ELEM: u32 = 3;
-const MAP_GET_NEXT_KEY: u32 = 4;
-const PROG_LOAD: u32 = 5;
-const PROG_TEST_RUN: u32 = 10;
-const LINK_CREATE: u32 = 28;
-// Map and program types, attach type, flags.
-const MAP_HASH: u32 = 1;
-const MAP_ARRAY: u32 = 2;
-const MAP_PERCPU_ARRAY: u32 = 6;
-const MAP_XSKMAP: u32 = 17;
-const PROG_TYPE_XDP: u32 = 6;
-const ATTACH_XDP: u32 = 37;
-const XDP_FLAGS_SKB_MODE: u32 = 2;
-const XDP_FLAGS_DRV_MODE: u32 = 4;
-/// The largest frame BPF_PROG_TEST_RUN takes for XDP: a page minus the headroom and the
-/// `skb_shared_info` tail room (320 bytes on 64-bit kernels).
-const TEST_RUN_MAX: usize = 4096 - 256 - 320;
-const VERIFIER_LOG: usize = 1 << 20;
-
-#[repr(C)]
-#[derive(Default)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    inner_map_fd: u32,
-    numa_node: u32,
-    map_name: [u8; 16],
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct MapElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct LinkCreateAttr {
-    prog_fd: u32,
-    target_ifindex: u32,
-    attach_type: u32,
-    flags: u32,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-}
-
-/// `struct xdp_md`, the context given to a test run.
-#[repr(C)]
-#[derive(Default)]
-struct XdpMd {
-    data: u32,
-    data_end: u32,
-    data_meta: u32,
-    ingress_ifindex: u32,
-    rx_queue_index: u32,
-    egress_ifindex: u32,
-}
-
-/// Calls `bpf(cmd, attr, sizeof attr)`: the result, or the errno.
-fn sys_bpf<T>(cmd: u32, attr: &mut T) -> Result<i64, i32> {
-    // SAFETY: `attr` is a live, exclusively borrowed `#[repr(C)]` struct laid out as the prefix
-    // of the kernel's `union bpf_attr` for `cmd`, and its size is passed with it. Every pointer
-    // inside it was set by the caller from a buffer that lives across this call (keys, values,
-    // instructions, the licence, the log, test frames), with the lengths the kernel reads or
-    // writes through them given in the same struct.
-    let r = unsafe {
-        libc::syscall(libc::SYS_bpf, cmd as libc::c_long, attr as *mut T, std::mem::size_of::<T>() as libc::c_long)
-    };
-    if r < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
-    } else {
-        Ok(r as i64)
-    }
-}
-
-fn bpf_error(what: impl Into<String>, errno: i32, log: String) -> XdpError {
-    let what = what.into();
-    if errno == libc::EPERM {
-        XdpError::NotPermitted(format!("{what}: the XDP program needs CAP_BPF and CAP_NET_ADMIN"))
-    } else {
-        XdpError::Bpf { what, errno, log }
-    }
-}
-
-/// A syscall result that is a new file descriptor.
-fn owned_fd(what: &str, r: Result<i64, i32>) -> Result<OwnedFd, XdpError> {
-    let fd = r.map_err(|e| bpf_error(what, e, String::new()))?;
-    let fd = i32::try_from(fd).map_err(|_| bpf_error(what, libc::EBADF, String::new()))?;
-    // SAFETY: the kernel just returned `fd` as a new file descriptor of this process, owned by
-    // nobody else: the `OwnedFd` becomes its only owner and closes it once.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn name16(name: &str) -> [u8; 16] {
-    let mut n = [0u8; 16];
-    let b = name.as_bytes();
-    let len = b.len().min(15);
-    n[..len].copy_from_slice(&b[..len]);
-    n
-}
-
-fn map_create(
-    name: &str,
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-) -> Result<OwnedFd, XdpError> {
-    let mut attr = MapCreateAttr {
-        map_type,
-        key_size,
-        value_size,
-        max_entries: max_entries.max(1),
-        map_name: name16(name),
-        ..Default::default()
-    };
-    owned_fd(&format!("creating map {name} ({} entries)", attr.max_entries), sys_bpf(MAP_CREATE, &mut attr))
-}
-
-/// One map of the program: its fd and name (for errors).
-#[derive(Debug)]
-struct Map {
-    fd: OwnedFd,
-    name: &'static str,
-    max_entries: u32,
-}
-
-impl Map {
-    fn raw(&self) -> i32 {
-        self.fd.as_raw_fd()
-    }
-
-    fn update(&self, key: &[u8], value: &[u8]) -> Result<(), XdpError> {
-        let mut attr = MapElemAttr {
-            map_fd: self.raw() as u32,
-            key: key.as_ptr() as u64,
-            value: value.as_ptr() as u64,
-            ..Default::default()
-        };
-        sys_bpf(MAP_UPDATE_ELEM, &mut attr)
-            .map(drop)
-            .map_err(|e| bpf_error(format!("updating map {}", self.name), e, String::new()))
-    }
-
-    fn delete(&self, key: &[u8]) -> Result<(), XdpError> {
-        let mut attr = MapElemAttr { map_fd: self.raw() as u32, key: key.as_ptr() as u64, ..Default::default() };
-        match sys_bpf(MAP_DELETE_ELEM, &mut attr) {
-            Ok(_) | Err(libc::ENOENT) => Ok(()),
-            Err(e) => Err(bpf_error(format!("deleting from map {}", self.name), e, String::new())),
-        }
-    }
-
-    /// Reads `value` (its length the map's value size); false when the key is absent.
-    fn lookup(&self, key: &[u8], value: &mut [u8]) -> Result<bool, XdpError> {
-        let mut attr = MapElemAttr {
-            map_fd: self.raw() as u32,
-            key: key.as_ptr() as u64,
-            value: value.as_mut_ptr() as u64,
-            ..Default::default()
-        };
-        match sys_bpf(MAP_LOOKUP_ELEM, &mut attr) {
-            Ok(_) => Ok(true),
-            Err(libc::ENOENT) => Ok(false),
-            Err(e) => Err(bpf_error(format!("reading map {}", self.name), e, String::new())),
-        }
-    }
-
-    /// Every key of a hash map with [`KEY_LEN`]-byte keys.
-    fn keys(&self) -> Result<Vec<[u8; KEY_LEN]>, XdpError> {
-        let mut keys = Vec::new();
-        let mut next = [0u8; KEY_LEN];
-        let mut prev: Option<[u8; KEY_LEN]> = None;
-        // A map never holds more than max_entries keys; the bound also ends the walk should the
-        // map change under it.
-        for _ in 0..=self.max_entries {
-            let mut attr = MapElemAttr {
-                map_fd: self.raw() as u32,
-                key: prev.as_ref().map_or(0, |k| k.as_ptr() as u64),
-                value: next.as_mut_ptr() as u64,
-                ..Default::default()
-            };
-            match sys_bpf(MAP_GET_NEXT_KEY, &mut attr) {
-                Ok(_) => {
-                    keys.push(next);
-                    prev = Some(next);
-                }
-                Err(libc::ENOENT) => break,
-                Err(e) => return Err(bpf_error(format!("listing map {}", self.name), e, String::new())),
-            }
-        }
-        Ok(keys)
-    }
-
-    /// Makes the map hold exactly `want` (value 1 each): stale keys deleted first (freeing room),
-    /// then every wanted key written.
-    fn replace(&self, want: &HashSet<[u8; KEY_LEN]>) -> Result<(), XdpError> {
-        if want.len() > self.max_entries as usize {
-            return Err(XdpError::Size(format!(
-                "{} entries for map {}, which holds {}",
-                want.len(),
-                self.name,
-                self.max_entries
-            )));
-        }
-        for k in self.keys()? {
-            if !want.contains(&k) {
-                self.delete(&k)?;
-            }
-        }
-        for k in want {
-            self.update(k, &1u32.to_ne_bytes())?;
-        }
-        Ok(())
-    }
-}
-
 /// The loaded XDP program and its maps; every fd is closed on drop (the kernel frees the program
 /// once no link uses it either).
 #[derive(Debug)]
@@ -429,32 +173,6 @@ impl AsFd for XdpLink {
     }
 }
 
-fn ifindex(iface: &str) -> Result<u32, XdpError> {
-    let name = CString::new(iface).map_err(|_| XdpError::NoSuchInterface(iface.into()))?;
-    // SAFETY: `name` is a NUL-terminated string that lives across the call; if_nametoindex only
-    // reads it.
-    let idx = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if idx == 0 {
-        Err(XdpError::NoSuchInterface(iface.into()))
-    } else {
-        Ok(idx)
-    }
-}
-
-/// The number of possible CPUs (the slots of a per-CPU value): one past the highest CPU in
-/// `/sys/devices/system/cpu/possible` (`0-3`, `0,2-5`).
-fn possible_cpus() -> Result<usize, XdpError> {
-    let s = std::fs::read_to_string("/sys/devices/system/cpu/possible")
-        .map_err(|e| XdpError::Interface(format!("/sys/devices/system/cpu/possible: {e}")))?;
-    let highest = s
-        .trim()
-        .split([',', '-'])
-        .filter_map(|n| n.trim().parse::<usize>().ok())
-        .max()
-        .ok_or_else(|| XdpError::Interface(format!("/sys/devices/system/cpu/possible: {:?}", s.trim())))?;
-    Ok(highest.saturating_add(1).min(1 << 16))
-}
-
 impl XdpProgram {
     /// Creates the maps and loads the program. A verifier rejection is an [`XdpError::Bpf`]
     /// carrying the verifier's log.
@@ -482,43 +200,7 @@ impl XdpProgram {
             errno: libc::EINVAL,
             log: String::new(),
         })?;
-        let bytes: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
-        let license = b"GPL\0";
-        let load = |log: &mut [u8]| {
-            let mut attr = ProgLoadAttr {
-                prog_type: PROG_TYPE_XDP,
-                insn_cnt: insns.len() as u32,
-                insns: bytes.as_ptr() as u64,
-                license: license.as_ptr() as u64,
-                log_level: u32::from(!log.is_empty()),
-                log_size: log.len() as u32,
-                log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
-                prog_name: name16("lbkit_director"),
-                expected_attach_type: ATTACH_XDP,
-                ..Default::default()
-            };
-            sys_bpf(PROG_LOAD, &mut attr)
-        };
-        let prog = match load(&mut []) {
-            Ok(fd) => owned_fd("loading the XDP program", Ok(fd))?,
-            Err(libc::EPERM) => return Err(bpf_error("loading the XDP program", libc::EPERM, String::new())),
-            Err(first) => {
-                // Load again with the verifier's log to say why.
-                let mut log = vec![0u8; VERIFIER_LOG];
-                let errno = match load(&mut log) {
-                    Ok(fd) => {
-                        return Err(bpf_error("loading the XDP program (only the second time)", first, {
-                            drop(owned_fd("", Ok(fd)));
-                            String::new()
-                        }))
-                    }
-                    Err(e) => e,
-                };
-                let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-                let text = String::from_utf8_lossy(&log[..end]).into_owned();
-                return Err(bpf_error("loading the XDP program (the verifier refused it)", errno, text));
-            }
-        };
+        let prog = sys::prog_load(&insns)?;
         Ok(XdpProgram { prog, own, services, backends, flags, counters, xsks, limits, insns: insns.len() })
     }
 
