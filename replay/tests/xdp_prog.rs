@@ -68,7 +68,7 @@ fn run(p: &XdpProgram, frame: &[u8]) -> (u32, Counter) {
     let moved: Vec<usize> = (0..before.len()).filter(|&i| after[i] != before[i]).collect();
     assert_eq!(moved.len(), 1, "counters {before:?} -> {after:?}");
     assert_eq!(after[moved[0]], before[moved[0]] + 1);
-    let c = [Counter::ToSocket, Counter::Own, Counter::NotIp, Counter::NoService, Counter::Malformed][moved[0]];
+    let c = Counter::ALL[moved[0]];
     (action, c)
 }
 
@@ -440,10 +440,12 @@ fn a_bound_af_xdp_socket_gets_the_redirect_and_attach_detaches_on_drop() {
     drop(link);
     let shown = veth.show();
     assert!(!shown.contains("prog/xdp"), "still attached after the link was dropped: {shown}");
-    // Now the other program may attach.
-    let link = other.attach(&veth.name, AttachMode::Skb).unwrap();
-    assert!(veth.show().contains("prog/xdp id"));
+    // Now the other program may attach, natively this time (veth has XDP in its driver).
+    let link = other.attach(&veth.name, AttachMode::Driver).unwrap_or_else(|e| panic!("{e}"));
+    let shown = veth.show();
+    assert!(shown.contains("prog/xdp id") && !shown.contains("xdpgeneric"), "{shown}");
     drop(link);
+    assert!(!veth.show().contains("prog/xdp"));
     drop(sock);
 }
 
@@ -458,4 +460,48 @@ fn errors_name_what_failed() {
     let e = p.test_run(&[0; 10]).unwrap_err().to_string();
     assert!(e.contains("10 bytes"), "{e}");
     assert!(p.instructions() > 100);
+}
+
+/// Whether `cond` becomes true within `limit`.
+fn within(limit: std::time::Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    cond()
+}
+
+#[test]
+fn a_killed_process_leaves_no_program_behind() {
+    const CHILD: &str = "LBKIT_XDP_PROG_TEST_ATTACH_TO";
+    if let Ok(iface) = std::env::var(CHILD) {
+        // The child: attach, then wait to be killed.
+        let p = program();
+        let _link = p.attach(&iface, AttachMode::Skb).unwrap_or_else(|e| panic!("{e}"));
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        return;
+    }
+    if !ready() || !available("iproute2 (ip)", have_ip()) {
+        return;
+    }
+    let veth = Veth::new();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_killed_process_leaves_no_program_behind", "--test-threads=1"])
+        .env(CHILD, &veth.name)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let attached = within(std::time::Duration::from_secs(20), || veth.show().contains("prog/xdp id"));
+    // SIGKILL: no destructor runs; the kernel closes the link's fd with the process.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(attached, "the child never attached: {}", veth.show());
+    assert!(
+        within(std::time::Duration::from_secs(5), || !veth.show().contains("prog/xdp")),
+        "still attached after the process was killed: {}",
+        veth.show()
+    );
 }

@@ -73,6 +73,23 @@ pub enum Counter {
 /// The number of [`Counter`]s.
 pub const COUNTERS: usize = 5;
 
+impl Counter {
+    /// Every counter, in index order.
+    pub const ALL: [Counter; COUNTERS] =
+        [Counter::ToSocket, Counter::Own, Counter::NotIp, Counter::NoService, Counter::Malformed];
+
+    /// A short name for reports (`to_socket`, `own`, `not_ip`, `no_service`, `malformed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::ToSocket => "to_socket",
+            Counter::Own => "own",
+            Counter::NotIp => "not_ip",
+            Counter::NoService => "no_service",
+            Counter::Malformed => "malformed",
+        }
+    }
+}
+
 /// The length of the own / services / backends keys.
 pub const KEY_LEN: usize = 20;
 
@@ -386,6 +403,13 @@ mod tests {
         assert_eq!(&k[..4], &[0x20, 0x01, 0x0d, 0xb8]);
         assert_eq!(k[15], 1);
         assert_eq!(&k[16..], &[1, 187, 17, 6]);
+    }
+
+    #[test]
+    fn counters_are_in_index_order() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{}", c.name());
+        }
     }
 
     #[test]
