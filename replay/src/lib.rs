@@ -16,8 +16,9 @@
 //! * `run`: the replay driver (workers, pacing, `--at` events, progress bar) and `report` its
 //!   result as text or JSON.
 //!
-//! Feature `xdp` (default, Linux only) adds `xdp`: AF_XDP transmit, the only module with
-//! `unsafe` code (behind a safe API).
+//! Feature `xdp` (default, Linux only) adds `xdp`: AF_XDP transmit and the director's own XDP
+//! program (raw eBPF loaded through `bpf()`), the only module with `unsafe` code (behind a safe
+//! API).
 #![deny(unsafe_code)]
 
 #[cfg(feature = "cli")]

@@ -1,4 +1,5 @@
-//! AF_XDP transmit, and what replay reads from the kernel about an interface.
+//! AF_XDP transmit, the director's XDP program ([`XdpProgram`]), and what replay reads from the
+//! kernel about an interface.
 //!
 //! This is the only module of lbkit with `unsafe` code: the AF_XDP rings and the UMEM are
 //! memory shared with the kernel, and the `xdp` crate (pure Rust, no C dependencies) exposes
@@ -32,18 +33,33 @@ use std::net::IpAddr;
 
 use lb_rewrite::MacAddr;
 
+mod bpf;
 mod netlink;
 mod port;
 
+pub use bpf::{
+    key, AttachMode, Counter, Endpoint, ProgramLimits, XdpLink, XdpProgram, COUNTERS, KEY_LEN, PROTO_ADDRESS,
+};
 pub use netlink::{NextHopStats, NextHops, Unresolved};
 pub use port::{XdpConfig, XdpPort, XdpStats};
 
 /// Why AF_XDP could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
-    /// Not root (AF_XDP needs CAP_NET_RAW, and CAP_NET_ADMIN to bind).
-    #[error("AF_XDP needs root (CAP_NET_RAW and CAP_NET_ADMIN): {0}")]
+    /// Not root: AF_XDP sockets need CAP_NET_RAW (and CAP_NET_ADMIN to bind), the XDP program
+    /// CAP_BPF and CAP_NET_ADMIN.
+    #[error("needs root (AF_XDP: CAP_NET_RAW and CAP_NET_ADMIN; the XDP program: CAP_BPF and CAP_NET_ADMIN): {0}")]
     NotPermitted(String),
+    /// A `bpf()` call failed (for a program the verifier refused, with the verifier's log).
+    #[error("{what}: {}{}", std::io::Error::from_raw_os_error(*.errno), verifier_log(.log))]
+    Bpf {
+        /// What was being done.
+        what: String,
+        /// The errno.
+        errno: i32,
+        /// The verifier's log (empty unless a program load failed).
+        log: String,
+    },
     /// No such interface.
     #[error("no network interface named {0:?}")]
     NoSuchInterface(String),
@@ -73,6 +89,14 @@ pub enum XdpError {
     /// A ring, UMEM or batch size out of range.
     #[error("{0}")]
     Size(String),
+}
+
+fn verifier_log(log: &str) -> String {
+    if log.is_empty() {
+        String::new()
+    } else {
+        format!("\nverifier log:\n{}", log.trim_end())
+    }
 }
 
 pub(crate) fn nic(iface: &str) -> Result<xdp::nic::NicIndex, XdpError> {
