@@ -5,7 +5,7 @@ use core::fmt;
 use core::ops::Deref;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use arc_swap::cache::Cache;
 use arc_swap::{ArcSwap, Guard};
@@ -66,6 +66,10 @@ impl Deref for SnapshotGuard {
 
 struct Writer {
     next_id: u32,
+    /// Removed destinations that connections still hold (IPVS's trash): `add` of the same
+    /// address and port revives one, so its connections go on (`ip_vs_trash_get_dest`). A
+    /// destination no connection holds any more is gone from here too.
+    trash: Vec<Weak<Destination>>,
     config: SchedConfig,
     /// The scheduler's name: as registered, or as the constructor's scheduler calls itself.
     name: Arc<str>,
@@ -110,7 +114,7 @@ impl Service {
         let s = factory(&config, &[])?;
         Ok(Service {
             current: ArcSwap::from_pointee(Snapshot { dests: Box::new([]), sched: s }),
-            writer: Mutex::new(Writer { next_id: 0, config, name: Arc::from(name) }),
+            writer: Mutex::new(Writer { next_id: 0, trash: Vec::new(), config, name: Arc::from(name) }),
             no_dest: AtomicU64::new(0),
         })
     }
@@ -173,20 +177,46 @@ impl Service {
     }
 
     /// Adds a destination at the head of the list (IPVS order: newest first), as
-    /// `ipvsadm -a` does.
+    /// `ipvsadm -a` does. A destination removed from this service that connections still hold
+    /// (IPVS's trash) is revived instead of created: the same [`Destination`], available again,
+    /// so its connections go on (`ip_vs_trash_get_dest`).
     pub fn add(&self, cfg: DestConfig) -> Result<Arc<Destination>, SchedError> {
         let mut w = self.writer.lock();
         let cur = self.current.load_full();
         if cur.find(cfg.addr, cfg.port).is_some() {
             return Err(SchedError::DestExists(endpoint(cfg.addr, cfg.port)));
         }
-        let dest = Arc::new(Destination::new(DestId(w.next_id), &cfg));
+        // A removed destination still held by connections comes back as it was (its id, its
+        // counts), available again, as IPVS takes it from its trash.
+        w.trash.retain(|d| d.strong_count() > 0);
+        let revived = w
+            .trash
+            .iter()
+            .position(|d| d.upgrade().is_some_and(|d| d.addr() == cfg.addr && d.port() == cfg.port))
+            .and_then(|i| w.trash.swap_remove(i).upgrade());
+        let (dest, new_id) = match revived {
+            Some(d) => (d, false),
+            None => (Arc::new(Destination::new(DestId(w.next_id), &cfg)), true),
+        };
+        let saved = dest.save();
         dest.apply(&cfg, true);
         let mut dests = Vec::with_capacity(cur.dests.len() + 1);
         dests.push(Arc::clone(&dest));
         dests.extend(cur.dests.iter().cloned());
-        let sched = cur.sched.rebuild(&dests, Change::Added { index: 0 })?;
-        w.next_id += 1;
+        let sched = match cur.sched.rebuild(&dests, Change::Added { index: 0 }) {
+            Ok(s) => s,
+            Err(e) => {
+                if !new_id {
+                    dest.restore(saved);
+                    dest.mark_removed();
+                    w.trash.push(Arc::downgrade(&dest));
+                }
+                return Err(e);
+            }
+        };
+        if new_id {
+            w.next_id += 1;
+        }
         self.current.store(Arc::new(Snapshot { dests: dests.into_boxed_slice(), sched }));
         Ok(dest)
     }
@@ -220,7 +250,7 @@ impl Service {
     /// connections bound to it keep their `Arc` and decide what to do by
     /// [`Destination::is_available`].
     pub fn remove(&self, addr: IpAddr, port: u16) -> Result<Arc<Destination>, SchedError> {
-        let _w = self.writer.lock();
+        let mut w = self.writer.lock();
         let cur = self.current.load_full();
         let index = cur
             .dests
@@ -231,6 +261,8 @@ impl Service {
         let dest = dests.remove(index);
         let sched = cur.sched.rebuild(&dests, Change::Removed { index })?;
         dest.mark_removed();
+        w.trash.retain(|d| d.strong_count() > 0);
+        w.trash.push(Arc::downgrade(&dest));
         self.current.store(Arc::new(Snapshot { dests: dests.into_boxed_slice(), sched }));
         Ok(dest)
     }

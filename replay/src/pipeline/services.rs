@@ -38,8 +38,11 @@ pub struct PipelineConfig {
     /// Backends that `--at add=` events will add (their MACs are resolved up front).
     pub future_backends: Vec<Backend>,
     /// Next hops followed live (a director on a network): asked for the MAC toward a real
-    /// server without a static one and toward every client, per packet. `None`: the static next
-    /// hops above, and a client's next hop read from the frame (a capture's replies carry it).
+    /// server without a static one and toward every client, per packet; and a NAT reply is
+    /// taken as its real server sends it (from the real server's address, found by IPVS's
+    /// OUTPUT lookup). `None`: the static next hops above, a client's next hop read from the
+    /// frame, and NAT replies as a capture on the client's side shows them (from the virtual
+    /// address).
     pub live_next_hops: Option<Arc<dyn LiveNextHops>>,
 }
 
@@ -409,7 +412,9 @@ impl Pipeline {
             }
             Action::Add(b) => {
                 if self.usable(&rt.vip, b)? {
-                    self.add_backend(i, b)?;
+                    let d = self.add_backend(i, b)?;
+                    // A removed destination revived (its connections go on) is no longer removed.
+                    self.removed.lock().retain(|(_, r)| !Arc::ptr_eq(r, &d));
                     done.push(format!("{} added to {} (weight {})", b.addr, rt.vip, b.weight));
                 }
             }

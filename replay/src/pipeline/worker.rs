@@ -193,6 +193,12 @@ impl<'p> Worker<'p> {
             Some(Class::Request(si)) => self.request(now, si, buf, &pkt, &flow, sink),
             Some(Class::Reply(si)) => self.reply(now, si, buf, &pkt, &flow, sink),
             None => {
+                // Live, a NAT reply comes from its real server's address, which no service has.
+                if self.p.live.is_some() {
+                    if let Some(out) = self.reply_from_server(now, buf, &pkt, &flow, sink) {
+                        return out;
+                    }
+                }
                 let fam_has_any = self.p.any[usize::from(flow.is_ipv6())].is_some();
                 let other_any = self.p.any[usize::from(!flow.is_ipv6())].is_some();
                 self.count_drop(if !fam_has_any && other_any {
@@ -284,6 +290,37 @@ impl<'p> Worker<'p> {
             OutVerdict::Forward(c) => c,
             OutVerdict::NoConnection => return self.count_drop(DropReason::ReplyWithoutConnection),
         };
+        self.snat_reply(si, c, buf, pkt, sink)
+    }
+
+    /// A reply as its real server sent it (live: from the real server's address and port, to
+    /// the client), if it belongs to a NAT connection: IPVS's OUTPUT lookup by the real server's
+    /// tuple, then the same SNAT as [`Worker::reply`]. `None`: no NAT connection has it.
+    fn reply_from_server(
+        &mut self,
+        now: Timestamp,
+        buf: &mut FrameBuf<'_>,
+        pkt: &Packet,
+        flow: &Flow,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Option<Outcome> {
+        let c = match self.p.table.output(now, flow, pkt.tcp_flags().0) {
+            OutVerdict::Forward(c) if c.fwd == ForwardMethod::Masq => c,
+            _ => return None,
+        };
+        let si = self.p.lookup_vip(c.proto, c.vaddr, c.vport).or(self.p.any[usize::from(c.vaddr.is_ipv6())])?;
+        Some(self.snat_reply(si, c, buf, pkt, sink))
+    }
+
+    /// SNATs a NAT connection's reply toward its client, counting it for its destination.
+    fn snat_reply(
+        &mut self,
+        si: usize,
+        c: ConnInfo,
+        buf: &mut FrameBuf<'_>,
+        pkt: &Packet,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Outcome {
         let Some(hop) = self.hop_to_client(buf.frame(), pkt.flow().dst) else {
             return self.count_drop(DropReason::NoNextHop);
         };
@@ -351,6 +388,9 @@ impl<'p> Worker<'p> {
         icmp: bool,
         sink: &mut dyn FnMut(&[u8]),
     ) -> Outcome {
+        // The connection is scheduled to its destination whatever becomes of this packet (a
+        // next hop still being resolved, live: the client retransmits).
+        self.counters.dest(si, c.dest).connections += u64::from(c.created);
         let Some(hop) = self.hop_to_server(buf.frame(), c) else {
             return self.count_drop(DropReason::NoNextHop);
         };
@@ -374,7 +414,6 @@ impl<'p> Worker<'p> {
             ForwardMethod::Local => return self.count_drop(DropReason::LocalNode),
         };
         let d = self.counters.dest(si, c.dest);
-        d.connections += u64::from(c.created);
         if matches!(out, Outcome::Forwarded | Outcome::Fragmented(_)) {
             d.packets_in += 1;
             d.bytes_in += if let Outcome::Forwarded = out { buf.len() as u64 } else { 0 };

@@ -39,7 +39,7 @@ fn missing_capabilities() -> Vec<&'static str> {
     let Ok(bits) = u64::from_str_radix(eff.trim(), 16) else { return Vec::new() };
     let has = |b: u32| bits & (1u64 << b) != 0;
     CAPS.iter()
-        .filter(|(name, b)| !has(*b) && !(*name == "CAP_BPF" && has(CAP_SYS_ADMIN)))
+        .filter(|(name, b)| !(has(*b) || (*name == "CAP_BPF" && has(CAP_SYS_ADMIN))))
         .map(|(name, _)| *name)
         .collect()
 }
@@ -194,9 +194,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
     // Sockets first, then the program with the sockets in its map, then the attachment.
     let xcfg = XdpConfig { frame_count: cli.xdp_frames, ring_size: cli.xdp_ring, batch: cli.xdp_batch };
-    let ports = (0..cli.workers)
-        .map(|q| XdpPort::open_duplex(iface, q as u32, xcfg))
-        .collect::<Result<Vec<_>, _>>()?;
+    let ports = (0..cli.workers).map(|q| XdpPort::open_duplex(iface, q as u32, xcfg)).collect::<Result<Vec<_>, _>>()?;
     let (services, backends, any) = endpoints(&pipe, &specs);
     let limits = ProgramLimits {
         services: (services.len() as u32 * 2).max(64),

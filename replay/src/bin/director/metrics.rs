@@ -30,7 +30,7 @@ fn label(v: &str) -> String {
 pub fn render(pipe: &Pipeline, published: &[Published]) -> String {
     let c = total(published);
     let mut s = String::new();
-    let mut family = |s: &mut String, name: &str, kind: &str, help: &str| {
+    let family = |s: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
     family(&mut s, "lbkit_packets_total", "counter", "Packets by what the director did with them.");

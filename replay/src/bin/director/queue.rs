@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use lb_replay::pipeline::{recycle_burst, BurstOutput, Counters, DropReason, OutputError, Outcome, Pipeline, Worker};
+use lb_replay::pipeline::{recycle_burst, BurstOutput, Counters, DropReason, Outcome, OutputError, Pipeline, Worker};
 use lb_replay::xdp::{XdpPort, XdpStats};
 use lb_rewrite::FrameBuf;
 use lb_sched::Timestamp;

@@ -43,8 +43,7 @@ pub fn diff(pipe: &Pipeline, new: &[ServiceSpec]) -> (Vec<(usize, Action)>, Vec<
             }
         }
     }
-    let removed =
-        pipe.services().iter().filter(|rt| !new.iter().any(|s| s.vip == rt.vip)).map(|rt| rt.vip).collect();
+    let removed = pipe.services().iter().filter(|rt| !new.iter().any(|s| s.vip == rt.vip)).map(|rt| rt.vip).collect();
     (actions, added, removed)
 }
 

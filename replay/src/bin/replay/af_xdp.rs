@@ -94,7 +94,8 @@ mod real {
         rc: &RunConfig,
     ) -> Result<(RunResult, OutputReport)> {
         let xcfg = xdp::XdpConfig { frame_count: sizes.frames, ring_size: sizes.ring, batch: sizes.batch };
-        let socks = (0..rc.workers).map(|q| xdp::XdpPort::open(iface, q as u32, xcfg)).collect::<Result<Vec<_>, _>>()?;
+        let socks =
+            (0..rc.workers).map(|q| xdp::XdpPort::open(iface, q as u32, xcfg)).collect::<Result<Vec<_>, _>>()?;
         let stats = std::sync::Mutex::new(Vec::new());
         let sinks: Vec<Box<dyn Sink + '_>> =
             socks.into_iter().map(|tx| Box::new(XdpSink { tx, stats: &stats }) as Box<dyn Sink>).collect();
