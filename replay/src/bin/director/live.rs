@@ -248,10 +248,22 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         let mut last_expire = Instant::now();
         let mut last_stats = Instant::now();
+        let mut held = crate::unresolved::Held::default();
+        // Real servers with a static next hop (`mac=`, `--neigh`) are not followed live.
+        let fixed_macs: Vec<IpAddr> = specs
+            .iter()
+            .flat_map(|s| &s.backends)
+            .filter(|b| b.mac.is_some() || cfg.neigh.contains_key(&b.addr))
+            .map(|b| b.addr)
+            .collect();
+        let fixed = |a: IpAddr| fixed_macs.contains(&a);
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
             if last_expire.elapsed() >= EXPIRE_EVERY {
                 pipe.expire(Timestamp::from_nanos(start.elapsed().as_nanos() as u64));
+                for line in held.check(&pipe, &hops, &fixed) {
+                    eprintln!("director: {line}");
+                }
                 last_expire = Instant::now();
             }
             if let Some(secs) = cli.stats {

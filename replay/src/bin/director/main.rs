@@ -11,6 +11,8 @@ mod metrics;
 mod queue;
 #[cfg(target_os = "linux")]
 mod reload;
+#[cfg(target_os = "linux")]
+mod unresolved;
 
 use clap::{CommandFactory, Parser};
 use lb_replay::args::ServiceArgs;
