@@ -24,6 +24,8 @@ use crate::{metrics, reload, Cli};
 const MAX_WORKERS: usize = 64;
 /// The longest `--stats` interval (a day).
 const MAX_STATS: u64 = 86_400;
+/// How long the director waits at start for its real servers' next hops to resolve.
+const RESOLVE_WAIT: Duration = Duration::from_secs(2);
 /// How often the connection table is expired.
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 
@@ -187,9 +189,17 @@ pub fn run(cli: Cli) -> Result<()> {
         ..PipelineConfig::new(specs.clone(), mode)
     };
     let pipe = Pipeline::new(&cfg, &|_| None).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for d in pipe.services().iter().flat_map(|s| s.svc.destinations()) {
-        // Ask now, so the first connections find the real servers resolved.
-        let _ = hops.mac_toward(d.addr());
+    // Resolve the real servers now (at most RESOLVE_WAIT), so the first connections find their
+    // next hops; one that does not resolve is reported and skipped once running.
+    let live_addrs: Vec<IpAddr> = specs
+        .iter()
+        .flat_map(|s| &s.backends)
+        .filter(|b| b.mac.is_none() && !cfg.neigh.contains_key(&b.addr))
+        .map(|b| b.addr)
+        .collect();
+    let asked = Instant::now();
+    while !hops.unresolved(&live_addrs).is_empty() && asked.elapsed() < RESOLVE_WAIT {
+        std::thread::sleep(Duration::from_millis(10));
     }
 
     // Sockets first, then the program with the sockets in its map, then the attachment.
@@ -256,7 +266,7 @@ pub fn run(cli: Cli) -> Result<()> {
             .filter(|b| b.mac.is_some() || cfg.neigh.contains_key(&b.addr))
             .map(|b| b.addr)
             .collect();
-        let fixed = |a: IpAddr| fixed_macs.contains(&a);
+        let fixed = |a: IpAddr| fixed_macs.contains(&a) && !live_addrs.contains(&a);
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
             if last_expire.elapsed() >= EXPIRE_EVERY {
