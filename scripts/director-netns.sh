@@ -7,6 +7,9 @@
 #                                           each serving its name over HTTP on port 80)
 #   scripts/director-netns.sh down P        removes them all (and the servers with them)
 #
+# DIRECTOR_QUEUES=N (default 1): the director's veth (both ends) gets N RX and TX queues, for
+# `director --workers N`.
+#
 # One L2 segment (the bridge); every host's interface is eth0:
 #   client   10.8.0.2/24, default route via 10.8.0.1 (the director)
 #   director 10.7.0.1/24 and 10.8.0.1/24, and the VIP 10.8.0.100/32 (so its kernel answers ARP
@@ -38,7 +41,10 @@ case "$cmd" in
     for h in cl dir s1 s2; do
       ip netns add "$p-$h"
       ip -n "$p-$h" link set lo up
-      ip link add eth0 netns "$p-$h" type veth peer name "$h" netns "$p-br"
+      q=1
+      if [ "$h" = dir ]; then q=${DIRECTOR_QUEUES:-1}; fi
+      ip link add eth0 netns "$p-$h" numtxqueues "$q" numrxqueues "$q" type veth \
+        peer name "$h" netns "$p-br" numtxqueues "$q" numrxqueues "$q"
       ip -n "$p-br" link set "$h" master br0 up
       ip netns exec "$p-$h" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
       ip netns exec "$p-$h" sysctl -qw net.ipv4.conf.all.rp_filter=0

@@ -54,9 +54,17 @@ struct Net {
 
 impl Net {
     fn up(mode: &str) -> Net {
+        Self::up_with(mode, 1)
+    }
+    /// With `queues` RX / TX queues on the director's interface.
+    fn up_with(mode: &str, queues: u32) -> Net {
         let p = format!("lbd{}{}", std::process::id() % 10_000, NEXT.fetch_add(1, Ordering::Relaxed));
         let _ = Command::new(script()).args(["down", &p]).status();
-        let out = Command::new(script()).args(["up", &p, mode]).output().expect("director-netns.sh");
+        let out = Command::new(script())
+            .args(["up", &p, mode])
+            .env("DIRECTOR_QUEUES", queues.to_string())
+            .output()
+            .expect("director-netns.sh");
         let net = Net { p };
         assert!(out.status.success(), "director-netns.sh up: {}", String::from_utf8_lossy(&out.stderr));
         net
@@ -365,6 +373,8 @@ fn metrics_parse_and_match_the_report() {
         "--json",
         "--metrics",
         "127.0.0.1:9108",
+        "--stats",
+        "1",
     ]);
     for _ in 0..6 {
         net.get("/").unwrap();
@@ -376,6 +386,12 @@ fn metrics_parse_and_match_the_report() {
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     let missing = net.exec("dir", &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:9108/x"]);
     assert_eq!(String::from_utf8_lossy(&missing.stdout), "404");
+    // --stats 1: a one-line summary a second.
+    let start = Instant::now();
+    while !d.stderr().lines().any(|l| l.starts_with("director: ") && l.contains(" received, ")) {
+        assert!(start.elapsed() < Duration::from_secs(3), "no --stats line: {}", d.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (code, report) = d.stop();
     assert_eq!(code, 0);
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
@@ -605,4 +621,55 @@ fn tun_encapsulates_every_client_packet_exactly() {
     for f in files {
         let _ = std::fs::remove_file(f);
     }
+}
+
+/// `--workers 2` on an interface with two queues: one AF_XDP socket per queue, NAT connections
+/// through whichever queue their packets arrive on (the connection table is shared); more
+/// workers than queues is refused, naming the queues.
+#[test]
+fn two_workers_on_two_queues() {
+    if !ready() {
+        return;
+    }
+    let net = Net::up_with("nat", 2);
+    let args = |w: &'static str| {
+        vec![
+            "--mode".to_string(),
+            "nat".into(),
+            "--sched".into(),
+            "rr".into(),
+            "--vip".into(),
+            format!("{VIP}:80"),
+            "--backend".into(),
+            format!("{S1}:80"),
+            "--backend".into(),
+            format!("{S2}:80"),
+            "--json".into(),
+            "--workers".into(),
+            w.into(),
+        ]
+    };
+    let o = net.exec(
+        "dir",
+        &[env!("CARGO_BIN_EXE_director"), "--iface", "eth0"]
+            .into_iter()
+            .chain(args("3").iter().map(String::as_str))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("eth0 has 2 RX queue(s)"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let a = args("2");
+    let d = net.director(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    for i in 0..40 {
+        let b = net.get("/").unwrap_or_else(|e| panic!("request {i}: {e}\n{}", d.stderr()));
+        assert!(b == "s1" || b == "s2", "{b}");
+    }
+    let (code, out) = d.stop();
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report_connections(&report, S1) + report_connections(&report, S2), 40, "{report}");
 }
