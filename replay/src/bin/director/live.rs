@@ -74,7 +74,7 @@ fn own_addresses(services: &[Endpoint]) -> Result<Vec<IpAddr>> {
 /// The number of RX queues of an interface.
 fn rx_queues(iface: &str) -> Result<usize> {
     let dir = format!("/sys/class/net/{iface}/queues");
-    let rd = std::fs::read_dir(&dir).with_context(|| format!("--iface {iface}: no such network interface"))?;
+    let Ok(rd) = std::fs::read_dir(&dir) else { bail!("--iface {iface}: no such network interface") };
     Ok(rd.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count())
 }
 
@@ -156,7 +156,7 @@ pub fn run(cli: Cli) -> Result<()> {
     if !missing.is_empty() {
         bail!("needs {} (run as root, or grant them)", missing.join(", "));
     }
-    let iface = cli.iface.as_str();
+    let Some(iface) = cli.iface.as_deref() else { bail!("--iface IF is required") };
     let queues = rx_queues(iface)?;
     if cli.workers > queues {
         bail!(

@@ -36,9 +36,9 @@ reweighted real servers, as ipvsadm would); SIGINT / SIGTERM stop, detach and re
     after_help = EXIT_STATUS
 )]
 pub struct Cli {
-    /// The interface to receive on and send from.
-    #[arg(long)]
-    pub iface: String,
+    /// The interface to receive on and send from (required).
+    #[arg(long, required_unless_present_any = ["completions", "man"])]
+    pub iface: Option<String>,
     /// Services, forwarding, scheduling and the connection table (the same flags as `replay`).
     #[command(flatten)]
     pub svc: ServiceArgs,
@@ -76,18 +76,18 @@ pub struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
-    // --completions and --man need no interface; `director --iface x --man` prints the page.
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--man") {
+    let cli = Cli::parse();
+    if cli.man {
         return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
             Ok(()) => std::process::ExitCode::SUCCESS,
+            // A reader that stopped early (`| head`) is not an error.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("director: {e}");
                 std::process::ExitCode::from(2)
             }
         };
     }
-    let cli = Cli::parse();
     if let Some(shell) = cli.completions {
         clap_complete::generate(shell, &mut Cli::command(), "director", &mut std::io::stdout());
         return std::process::ExitCode::SUCCESS;

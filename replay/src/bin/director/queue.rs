@@ -32,10 +32,12 @@ pub struct Published {
 }
 
 /// The socket as a burst's output: forwarded frames and the frames the pipeline builds (ICMP
-/// errors, fragments) are sent; a frame larger than a UMEM frame is counted.
+/// errors, fragments) are sent; a frame larger than a UMEM frame is counted (`refused`: one the
+/// pipeline built; `lost`: a forwarded one, then a drop with its own reason).
 struct Out<'a> {
     port: &'a mut XdpPort,
     refused: u64,
+    lost: u64,
 }
 
 impl BurstOutput for Out<'_> {
@@ -47,7 +49,7 @@ impl BurstOutput for Out<'_> {
     fn done(&mut self, _i: usize, outcome: Outcome, frame: &[u8]) {
         if let Outcome::Forwarded = outcome {
             if !self.port.send(frame) {
-                self.refused += 1;
+                self.lost += 1;
             }
         }
     }
@@ -103,10 +105,15 @@ pub fn run(
                 frames.push((now, fb));
             }
         }
-        let mut out = Out { port: &mut port, refused: 0 };
+        let mut out = Out { port: &mut port, refused: 0, lost: 0 };
         w.process_burst(&mut frames, &mut out);
-        let refused = out.refused;
-        w.counters.output_refused[OutputError::FrameLargerThanUmemFrame.index()] += refused;
+        let (refused, lost) = (out.refused, out.lost);
+        let why = OutputError::FrameLargerThanUmemFrame;
+        w.counters.output_refused[why.index()] += refused;
+        for _ in 0..lost {
+            w.counters.forwarded -= 1;
+            w.counters.dropped.add(DropReason::Output(why));
+        }
         port.flush();
         burst = recycle_burst(frames);
         if published.elapsed() >= PUBLISH {
