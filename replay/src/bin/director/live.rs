@@ -157,6 +157,19 @@ pub fn run(cli: Cli) -> Result<()> {
         bail!("needs {} (run as root, or grant them)", missing.join(", "));
     }
     let Some(iface) = cli.iface.as_deref() else { bail!("--iface IF is required") };
+    // Signals first: a SIGHUP or SIGINT while setting up must not kill the process half-way.
+    let stop = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        for sig in [SIGINT, SIGTERM] {
+            // A second signal while stopping ends the process at once.
+            signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))?;
+            signal_hook::flag::register(sig, Arc::clone(&stop))?;
+        }
+        signal_hook::flag::register(SIGHUP, Arc::clone(&hup))?;
+    }
+    let metrics_listener = cli.metrics.map(metrics::bind).transpose().map_err(anyhow::Error::msg)?;
     let queues = rx_queues(iface)?;
     if cli.workers > queues {
         bail!(
@@ -226,18 +239,6 @@ pub fn run(cli: Cli) -> Result<()> {
         _ => prog.attach(iface, AttachMode::Driver).or_else(|_| prog.attach(iface, AttachMode::Skb))?,
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let hup = Arc::new(AtomicBool::new(false));
-    {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        for sig in [SIGINT, SIGTERM] {
-            // A second signal while stopping ends the process at once.
-            signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))?;
-            signal_hook::flag::register(sig, Arc::clone(&stop))?;
-        }
-        signal_hook::flag::register(SIGHUP, Arc::clone(&hup))?;
-    }
-    let metrics_listener = cli.metrics.map(metrics::bind).transpose().map_err(anyhow::Error::msg)?;
     let published: Vec<Published> = (0..cli.workers).map(|_| Published::default()).collect();
     let start = Instant::now();
     eprintln!("ready");
