@@ -16,9 +16,10 @@
 //! * `run`: the replay driver (workers, pacing, `--at` events, progress bar) and `report` its
 //!   result as text or JSON.
 //!
-//! Feature `xdp` (default, Linux only) adds `xdp`: AF_XDP transmit and the director's own XDP
-//! program (raw eBPF loaded through `bpf()`), the only module with `unsafe` code (behind a safe
-//! API).
+//! Feature `xdp` (default, Linux only) adds `xdp`: AF_XDP sockets (transmit, and receive for
+//! the director), the director's own XDP program (raw eBPF loaded through `bpf()`) and its live
+//! next hops (routes and neighbours over rtnetlink) — the only module with `unsafe` code (behind a
+//! safe API). With both features the package builds a second binary, `director`.
 #![deny(unsafe_code)]
 
 #[cfg(feature = "cli")]

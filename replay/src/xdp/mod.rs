@@ -1,4 +1,5 @@
-//! AF_XDP transmit, the director's XDP program ([`XdpProgram`]), and what replay reads from the
+//! AF_XDP sockets ([`XdpPort`]: transmit, and receive for the director), the director's XDP
+//! program ([`XdpProgram`]), its live next hops ([`NextHops`]), and what replay reads from the
 //! kernel about an interface.
 //!
 //! This is the only module of lbkit with `unsafe` code: the AF_XDP rings and the UMEM are
@@ -11,7 +12,9 @@
 //! * a UMEM frame is handed to the TX ring only once and only comes back through the completion
 //!   ring, so no frame is ever sent twice, lost or written while the kernel may read it.
 //!
-//! Transmit needs no BPF program. The socket is bound with `XDP_USE_NEED_WAKEUP` and the
+//! Transmit needs no BPF program; receive takes what an XDP program redirects to the socket's
+//! queue ([`XdpPort::open_duplex`]: an RX ring and a fill ring sharing the UMEM with transmit).
+//! The socket is bound with `XDP_USE_NEED_WAKEUP` and the
 //! kernel's choice of zero-copy or copy mode (copy on veth). In copy mode the kernel sends at
 //! most 32 descriptors per wake-up, so [`XdpPort::flush`] wakes it (a zero-timeout `poll`, which
 //! drives copy-mode transmit) until the ring has drained or no progress is made.
