@@ -43,6 +43,8 @@ mod port;
 pub use bpf::{
     key, AttachMode, Counter, Endpoint, ProgramLimits, XdpLink, XdpProgram, COUNTERS, KEY_LEN, PROTO_ADDRESS,
 };
+#[doc(hidden)]
+pub use netlink::fuzz_datagram;
 pub use netlink::{NextHopStats, NextHops, Unresolved};
 pub use port::{XdpConfig, XdpPort, XdpStats};
 

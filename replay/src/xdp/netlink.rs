@@ -25,6 +25,21 @@ mod wire;
 use sys::NlSocket;
 use table::{Snapshot, Tables};
 
+/// What the listener thread makes of one datagram from the kernel, for the fuzz target
+/// `netlink_messages` (not part of the API): every message of `datagram` parsed and applied to
+/// tables of interface `ifindex` (at most 64 routes and 64 neighbours), then the next hop and
+/// MAC toward `probe` looked up. Never panics; `(routes, neighbours, malformed, next hop, MAC)`.
+#[doc(hidden)]
+pub fn fuzz_datagram(ifindex: u32, datagram: &[u8], probe: IpAddr) -> (usize, usize, u64, Option<IpAddr>, Option<MacAddr>) {
+    let mut t = Tables::new(ifindex, 64, 64);
+    for m in wire::messages(datagram).flatten() {
+        t.apply(&m);
+    }
+    let s = t.snapshot();
+    let hop = s.next_hop(probe);
+    (t.routes(), t.neighbours(), t.malformed, hop, hop.and_then(|h| s.mac(h)))
+}
+
 /// How often the thread looks at its stop flag and its queue when nothing arrives.
 const TICK: Duration = Duration::from_millis(100);
 /// Slots of the packet side's "asked recently" table (a power of two).
