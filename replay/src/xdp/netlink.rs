@@ -30,7 +30,11 @@ use table::{Snapshot, Tables};
 /// tables of interface `ifindex` (at most 64 routes and 64 neighbours), then the next hop and
 /// MAC toward `probe` looked up. Never panics; `(routes, neighbours, malformed, next hop, MAC)`.
 #[doc(hidden)]
-pub fn fuzz_datagram(ifindex: u32, datagram: &[u8], probe: IpAddr) -> (usize, usize, u64, Option<IpAddr>, Option<MacAddr>) {
+pub fn fuzz_datagram(
+    ifindex: u32,
+    datagram: &[u8],
+    probe: IpAddr,
+) -> (usize, usize, u64, Option<IpAddr>, Option<MacAddr>) {
     let mut t = Tables::new(ifindex, 64, 64);
     for m in wire::messages(datagram).flatten() {
         t.apply(&m);
