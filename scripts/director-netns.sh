@@ -22,6 +22,9 @@
 # client and the servers turn transmit checksum offload off (`ethtool -K eth0 tx off`), as a real
 # NIC puts full checksums on the wire.
 #
+# NO_SERVERS=1 (environment) leaves the servers out: no python HTTP servers, nothing listening
+# (scripts/bench-director.sh puts its own load there); everything else is the same.
+#
 # Then, for example:
 #   ip netns exec P-dir director --iface eth0 --mode dr --sched rr --vip 10.8.0.100:80 \
 #       --backend 10.7.0.11 --backend 10.7.0.12 &
@@ -71,6 +74,7 @@ case "$cmd" in
       else
         ip -n "$s" route add default via 10.7.0.1
       fi
+      [ -n "${NO_SERVERS:-}" ] && continue
       # The server: its name for /, and /big (8 MiB) for a long transfer; one log line per
       # request on stderr, in /tmp/$p-s$i.log.
       dir=$(mktemp -d "/tmp/$p-s$i.XXXX")
@@ -80,7 +84,7 @@ case "$cmd" in
         >"/tmp/$p-s$i.log" 2>&1 < /dev/null &
     done
     # Wait until both servers listen.
-    for i in 1 2; do
+    [ -n "${NO_SERVERS:-}" ] || for i in 1 2; do
       for _ in $(seq 50); do
         ip netns exec "$p-s$i" python3 -c "import socket; socket.create_connection(('127.0.0.1', 80), 0.2)" \
           2>/dev/null && break
