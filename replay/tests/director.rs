@@ -679,3 +679,66 @@ fn two_workers_on_two_queues() {
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report_connections(&report, S1) + report_connections(&report, S2), 40, "{report}");
 }
+
+/// SIGHUP with services added and removed (ipvsadm -A / -D in the rules): a new virtual service
+/// takes connections (the workers pause while the pipeline takes it), a removed one takes none
+/// (its address goes back to the kernel, which refuses the connection), the others go on.
+#[test]
+fn sighup_adds_and_removes_virtual_services() {
+    if !ready() {
+        return;
+    }
+    let net = Net::up("dr");
+    const VIP2: &str = "10.8.0.101";
+    for (h, dev) in [("dir", "eth0"), ("s1", "lo"), ("s2", "lo")] {
+        let o = net.exec(h, &["ip", "addr", "add", &format!("{VIP2}/32"), "dev", dev]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let rules = std::env::temp_dir().join(format!("{}-services.rules", net.p));
+    let one = format!("-A -t {VIP}:80 -s rr\n-a -t {VIP}:80 -r {S1}:80 -g -w 1\n-a -t {VIP}:80 -r {S2}:80 -g -w 1\n");
+    let two = format!("-A -t {VIP2}:80 -s rr\n-a -t {VIP2}:80 -r {S2}:80 -g -w 1\n");
+    std::fs::write(&rules, &one).unwrap();
+    let d = net.director(&["--rules", rules.to_str().unwrap(), "--json"]);
+    let get = |vip: &str| {
+        let o = net.exec("cl", &["curl", "-s", "-S", "-m", "3", &format!("http://{vip}/")]);
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).to_string())
+        }
+    };
+    let hup = |expect: &str| {
+        d.signal("-HUP");
+        let start = Instant::now();
+        while !d.stderr().contains(expect) {
+            assert!(start.elapsed() < Duration::from_secs(5), "no {expect:?} after SIGHUP: {}", d.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert!(get(VIP2).is_err(), "no service for {VIP2} yet");
+    std::fs::write(&rules, format!("{one}{two}")).unwrap();
+    hup(&format!("service tcp {VIP2}:80 added"));
+    for i in 0..4 {
+        assert_eq!(get(VIP2).unwrap_or_else(|e| panic!("{VIP2} request {i}: {e}\n{}", d.stderr())), "s2");
+        assert!(get(VIP).is_ok(), "{VIP} request {i}");
+    }
+    std::fs::write(&rules, &two).unwrap();
+    hup(&format!("service tcp {VIP}:80 removed"));
+    let refused = get(VIP).expect_err("a removed service still answers");
+    assert!(refused.contains("connect") || refused.contains("refused") || refused.contains("reset"), "{refused}");
+    assert_eq!(get(VIP2).unwrap(), "s2");
+    let (code, out) = d.stop();
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let dests = report["destinations"].as_array().unwrap();
+    let of = |svc: &str, addr: &str| {
+        dests
+            .iter()
+            .find(|x| x["service"] == svc && x["address"] == addr)
+            .unwrap_or_else(|| panic!("{svc} {addr}: {report}"))
+    };
+    assert_eq!(of(&format!("tcp {VIP2}:80"), S2)["connections"], 5);
+    assert_eq!(of(&format!("tcp {VIP}:80"), S1)["removed"], true);
+    assert_eq!(of(&format!("tcp {VIP}:80"), S2)["removed"], true);
+    let _ = std::fs::remove_file(&rules);
+}

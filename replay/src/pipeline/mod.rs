@@ -26,6 +26,7 @@
 mod burst;
 mod counters;
 mod drop;
+mod reconfig;
 mod services;
 mod steer;
 mod worker;

@@ -176,6 +176,15 @@ pub struct RtService {
     pub params: ServiceParams,
     /// Whether any backend is forwarded by NAT (replies pass the director).
     pub(crate) any_nat: AtomicBool,
+    /// Removed by [`Pipeline::remove_service`]: no packet finds it any more; its index stays.
+    pub(crate) removed: bool,
+}
+
+impl RtService {
+    /// Whether the service was removed ([`Pipeline::remove_service`]).
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
 }
 
 /// Up to this many services by address, [`Pipeline::lookup_vip`] scans them instead of hashing.
@@ -187,24 +196,24 @@ const SCAN_MACS: usize = 16;
 #[derive(Debug)]
 pub struct Pipeline {
     pub(crate) services: Vec<RtService>,
-    by_vip: AHashMap<(u8, IpAddr, u16), usize>,
+    pub(super) by_vip: AHashMap<(u8, IpAddr, u16), usize>,
     /// The same keys as `by_vip`, searched in order when there are few of them (a scan of a
     /// handful of entries costs less than hashing an address).
-    vips: Vec<((u8, IpAddr, u16), usize)>,
+    pub(super) vips: Vec<((u8, IpAddr, u16), usize)>,
     /// The catch-all service of each family (IPv4, IPv6), if any.
     pub(crate) any: [Option<usize>; 2],
     /// The connection table.
     pub table: ConnTable,
-    macs: AHashMap<IpAddr, MacAddr>,
+    pub(super) macs: AHashMap<IpAddr, MacAddr>,
     /// The same pairs as `macs`, searched in order when there are few of them.
-    mac_list: Vec<(IpAddr, MacAddr)>,
+    pub(super) mac_list: Vec<(IpAddr, MacAddr)>,
     pub(crate) gue: AHashMap<IpAddr, u16>,
     pub(crate) mtu: u16,
     pub(crate) tun_src: [Option<IpAddr>; 2],
     pub(crate) director_ips: [Option<IpAddr>; 2],
     pub(crate) director_mac: Option<MacAddr>,
     mode: Option<ForwardMethod>,
-    removed: Mutex<Vec<(usize, Arc<Destination>)>>,
+    pub(super) removed: Mutex<Vec<(usize, Arc<Destination>)>>,
     pub(crate) live: Option<Arc<dyn LiveNextHops>>,
 }
 
@@ -214,7 +223,7 @@ pub(crate) fn fam(a: &IpAddr) -> usize {
     usize::from(a.is_ipv6())
 }
 
-fn proto_key(p: Option<Protocol>) -> u8 {
+pub(super) fn proto_key(p: Option<Protocol>) -> u8 {
     p.map_or(0, |p| p.number())
 }
 
@@ -277,35 +286,46 @@ impl Pipeline {
             }
         }
         for spec in &cfg.services {
-            let sched_cfg = SchedConfig { flags: spec.flags, ..SchedConfig::default() };
-            let svc = Service::from_registry(registry, &spec.sched, sched_cfg).map_err(ConfigError::Scheduler)?;
-            let idx = p.services.len();
-            let catch_all = matches!(spec.vip, Vip::Any { .. });
-            let rt = RtService {
-                vip: spec.vip,
-                svc,
-                params: ServiceParams { persistence: spec.persistence, one_packet: spec.one_packet, catch_all },
-                any_nat: AtomicBool::new(false),
-            };
-            p.services.push(rt);
-            for b in &spec.backends {
-                if p.usable(&spec.vip, b)? {
-                    p.add_backend(idx, b)?;
-                }
-            }
-            match spec.vip {
-                Vip::Addr { proto, addr } => {
-                    let k = (proto_key(proto), addr.ip(), addr.port());
-                    if p.by_vip.insert(k, idx).is_some() {
-                        return Err(ConfigError::DuplicateService(spec.vip));
-                    }
-                    p.vips.push((k, idx));
-                }
-                Vip::Any { v6 } => p.any[usize::from(v6)] = Some(idx),
-            }
+            p.push_service(spec, registry)?;
         }
         p.mac_list = p.macs.iter().map(|(a, m)| (*a, *m)).collect();
         Ok(p)
+    }
+
+    /// Builds service `spec` (its scheduler from `registry`, its backends) at the next index
+    /// and makes it findable by its address; the index.
+    pub(super) fn push_service(&mut self, spec: &ServiceSpec, registry: &Registry) -> Result<usize, ConfigError> {
+        if let Vip::Addr { proto, addr } = spec.vip {
+            if self.by_vip.contains_key(&(proto_key(proto), addr.ip(), addr.port())) {
+                return Err(ConfigError::DuplicateService(spec.vip));
+            }
+        }
+        let sched_cfg = SchedConfig { flags: spec.flags, ..SchedConfig::default() };
+        let svc = Service::from_registry(registry, &spec.sched, sched_cfg).map_err(ConfigError::Scheduler)?;
+        let idx = self.services.len();
+        let catch_all = matches!(spec.vip, Vip::Any { .. });
+        let rt = RtService {
+            vip: spec.vip,
+            svc,
+            params: ServiceParams { persistence: spec.persistence, one_packet: spec.one_packet, catch_all },
+            any_nat: AtomicBool::new(false),
+            removed: false,
+        };
+        self.services.push(rt);
+        for b in &spec.backends {
+            if self.usable(&spec.vip, b)? {
+                self.add_backend(idx, b)?;
+            }
+        }
+        match spec.vip {
+            Vip::Addr { proto, addr } => {
+                let k = (proto_key(proto), addr.ip(), addr.port());
+                self.by_vip.insert(k, idx);
+                self.vips.push((k, idx));
+            }
+            Vip::Any { v6 } => self.any[usize::from(v6)] = Some(idx),
+        }
+        Ok(idx)
     }
 
     /// Whether backend `b` serves `vip` (its family, or any family for a tunnel), checking that a

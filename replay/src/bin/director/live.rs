@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use lb_replay::capture::{CaptureInfo, OddRecords};
 use lb_replay::config::{ServiceSpec, Vip};
-use lb_replay::pipeline::{LiveNextHops, Pipeline, PipelineConfig};
+use lb_replay::pipeline::{Counters, LiveNextHops, Pipeline, PipelineConfig};
 use lb_replay::report::{OutputReport, Report};
 use lb_replay::run::RunResult;
-use lb_replay::xdp::{self, AttachMode, Endpoint, NextHops, ProgramLimits, XdpConfig, XdpPort, XdpProgram};
+use lb_replay::xdp::{self, AttachMode, Endpoint, NextHops, ProgramLimits, XdpConfig, XdpPort, XdpProgram, XdpStats};
 use lb_sched::{ForwardMethod, Protocol, Timestamp};
 
 use crate::queue::{self, Published};
@@ -86,15 +86,15 @@ fn protocols(proto: Option<Protocol>) -> Vec<u8> {
     }
 }
 
-/// What the XDP program sends to the sockets: the services' (address, port, protocol), and in
-/// NAT the real servers' (address, port, protocol) as the source of their replies; whether a
-/// catch-all service takes everything.
-fn endpoints(pipe: &Pipeline, specs: &[ServiceSpec]) -> (Vec<Endpoint>, Vec<Endpoint>, bool) {
+/// What the XDP program sends to the sockets: the live services' (address, port, protocol),
+/// and in NAT the real servers' (address, port, protocol) as the source of their replies;
+/// whether a catch-all service takes everything.
+fn endpoints(pipe: &Pipeline) -> (Vec<Endpoint>, Vec<Endpoint>, bool) {
     let mut services = Vec::new();
     let mut backends = Vec::new();
     let mut any = false;
-    for (spec, rt) in specs.iter().zip(pipe.services()) {
-        let (proto, port) = match spec.vip {
+    for rt in pipe.services().iter().filter(|rt| !rt.is_removed()) {
+        let (proto, port) = match rt.vip {
             Vip::Addr { proto, addr } => {
                 for p in protocols(proto) {
                     services.push(Endpoint { addr: addr.ip(), port: addr.port(), proto: p });
@@ -218,7 +218,7 @@ pub fn run(cli: Cli) -> Result<()> {
     // Sockets first, then the program with the sockets in its map, then the attachment.
     let xcfg = XdpConfig { frame_count: cli.xdp_frames, ring_size: cli.xdp_ring, batch: cli.xdp_batch };
     let ports = (0..cli.workers).map(|q| XdpPort::open_duplex(iface, q as u32, xcfg)).collect::<Result<Vec<_>, _>>()?;
-    let (services, backends, any) = endpoints(&pipe, &specs);
+    let (services, backends, any) = endpoints(&pipe);
     let limits = ProgramLimits {
         services: (services.len() as u32 * 2).max(64),
         backends: (backends.len() as u32 * 2).max(256),
@@ -244,58 +244,89 @@ pub fn run(cli: Cli) -> Result<()> {
     eprintln!("ready");
 
     let mut reloads = Vec::new();
-    let (counters, xdp_stats) = std::thread::scope(|s| -> Result<_> {
-        let handles: Vec<_> = ports
-            .into_iter()
-            .zip(&published)
-            .map(|(port, publ)| {
-                let (pipe, stop) = (&pipe, &*stop);
-                s.spawn(move || queue::run(pipe, port, xcfg.batch, start, stop, publ))
-            })
-            .collect();
-        if let Some(l) = metrics_listener {
-            let (pipe, published, stop) = (&pipe, &published[..], &*stop);
-            s.spawn(move || metrics::serve(l, pipe, published, stop));
-        }
-        let mut last_expire = Instant::now();
-        let mut last_stats = Instant::now();
-        let mut held = crate::unresolved::Held::default();
-        // Real servers with a static next hop (`mac=`, `--neigh`) are not followed live.
-        let fixed_macs: Vec<IpAddr> = specs
-            .iter()
-            .flat_map(|s| &s.backends)
-            .filter(|b| b.mac.is_some() || cfg.neigh.contains_key(&b.addr))
-            .map(|b| b.addr)
-            .collect();
-        let fixed = |a: IpAddr| fixed_macs.contains(&a) && !live_addrs.contains(&a);
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50));
-            if last_expire.elapsed() >= EXPIRE_EVERY {
-                pipe.expire(Timestamp::from_nanos(start.elapsed().as_nanos() as u64));
-                for line in held.check(&pipe, &hops, &fixed) {
-                    eprintln!("director: {line}");
+    let mut pipe = pipe;
+    let mut ports = ports;
+    // Each worker's counters, carried from one round of workers to the next.
+    let mut counters: Vec<Counters> = vec![Counters::default(); cli.workers];
+    let mut held = crate::unresolved::Held::default();
+    // Real servers with a static next hop (`mac=`, `--neigh`) are not followed live.
+    let fixed_macs: Vec<IpAddr> = specs
+        .iter()
+        .flat_map(|s| &s.backends)
+        .filter(|b| b.mac.is_some() || cfg.neigh.contains_key(&b.addr))
+        .map(|b| b.addr)
+        .collect();
+    let fixed = |a: IpAddr| fixed_macs.contains(&a) && !live_addrs.contains(&a);
+    let mut last_expire = Instant::now();
+    let mut last_stats = Instant::now();
+    // Rounds: the workers run until SIGINT / SIGTERM, or until a reload adds or removes
+    // services, which the pipeline takes while no worker runs (a few milliseconds; frames wait
+    // in the RX rings).
+    loop {
+        let round = AtomicBool::new(false);
+        let (pending, finals) = std::thread::scope(|s| -> Result<_> {
+            let handles: Vec<_> = ports
+                .iter_mut()
+                .zip(&published)
+                .zip(std::mem::take(&mut counters))
+                .map(|((port, publ), initial)| {
+                    let (pipe, round) = (&pipe, &round);
+                    s.spawn(move || queue::run(pipe, port, xcfg.batch, start, round, publ, initial))
+                })
+                .collect();
+            if let Some(l) = &metrics_listener {
+                let (pipe, published, round) = (&pipe, &published[..], &round);
+                s.spawn(move || metrics::serve(l, pipe, published, round));
+            }
+            let mut pending = None;
+            while !stop.load(Ordering::Relaxed) && pending.is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+                if last_expire.elapsed() >= EXPIRE_EVERY {
+                    pipe.expire(Timestamp::from_nanos(start.elapsed().as_nanos() as u64));
+                    for line in held.check(&pipe, &hops, &fixed) {
+                        eprintln!("director: {line}");
+                    }
+                    last_expire = Instant::now();
                 }
-                last_expire = Instant::now();
-            }
-            if let Some(secs) = cli.stats {
-                if last_stats.elapsed() >= Duration::from_secs(secs) {
-                    eprintln!("{}", summary(&pipe, &published, start));
-                    last_stats = Instant::now();
+                if let Some(secs) = cli.stats {
+                    if last_stats.elapsed() >= Duration::from_secs(secs) {
+                        eprintln!("{}", summary(&pipe, &published, start));
+                        last_stats = Instant::now();
+                    }
+                }
+                if hup.swap(false, Ordering::Relaxed) {
+                    let (events, services) = on_hup(&cli, &pipe, &prog, start.elapsed());
+                    reloads.push(events);
+                    pending = services;
                 }
             }
-            if hup.swap(false, Ordering::Relaxed) {
-                reloads.push(on_hup(&cli, &pipe, &specs, &prog, start.elapsed()));
+            round.store(true, Ordering::Relaxed);
+            let mut finals = Vec::new();
+            for h in handles {
+                finals.push(h.join().map_err(|_| anyhow::anyhow!("a worker panicked"))?);
             }
+            Ok((pending, finals))
+        })?;
+        counters = finals;
+        let Some((added, removed)) = pending else { break };
+        let at = start.elapsed();
+        let r = reload::apply_services(&mut pipe, &added, &removed);
+        for a in &r.applied {
+            eprintln!("director: SIGHUP: {a}");
         }
-        let mut counters = lb_replay::pipeline::Counters::default();
-        let mut stats = Vec::new();
-        for h in handles {
-            let (c, x) = h.join().map_err(|_| anyhow::anyhow!("a worker panicked"))?;
-            counters.merge(&c);
-            stats.push(x);
+        for a in &r.refused {
+            eprintln!("director: SIGHUP: not applied: {a}");
         }
-        Ok((counters, stats))
-    })?;
+        reloads.push(r.events(at));
+        if let Err(e) = update_maps(&prog, &pipe) {
+            eprintln!("director: SIGHUP: the XDP program's maps: {e}");
+        }
+    }
+    let xdp_stats: Vec<XdpStats> = ports.iter_mut().map(|p| p.finish(Duration::from_secs(1))).collect();
+    let counters = counters.iter().fold(Counters::default(), |mut t, c| {
+        t.merge(c);
+        t
+    });
     // Detach before reporting: the interface is the kernel's alone again.
     drop(link);
     drop(prog);
@@ -335,44 +366,47 @@ pub fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// SIGHUP: the rules again, applied; the program's maps rewritten. What happened, as the
-/// report's events (at the time since start).
-fn on_hup(
-    cli: &Cli,
-    pipe: &Pipeline,
-    specs: &[ServiceSpec],
-    prog: &XdpProgram,
-    at: Duration,
-) -> Vec<(Duration, String, Result<String, String>)> {
+/// The XDP program's maps from the pipeline's live services.
+fn update_maps(prog: &XdpProgram, pipe: &Pipeline) -> Result<(), xdp::XdpError> {
+    let (services, backends, any) = endpoints(pipe);
+    prog.set_services(&services)?;
+    prog.set_backends(&backends)?;
+    prog.set_any(any)?;
+    let own = own_addresses(&services).map_err(|e| xdp::XdpError::Interface(e.to_string()))?;
+    prog.set_own(&own)
+}
+
+/// A report event for each line of a reload.
+type Events = Vec<(Duration, String, Result<String, String>)>;
+/// Services to add and to remove.
+type ServiceChanges = (Vec<ServiceSpec>, Vec<Vip>);
+
+/// SIGHUP: the rules again; the changes within services applied at once, the program's maps
+/// rewritten. What happened (the report's events, at `at`), and the services to add and remove
+/// (done by the caller while no worker runs), if any.
+fn on_hup(cli: &Cli, pipe: &Pipeline, prog: &XdpProgram, at: Duration) -> (Events, Option<ServiceChanges>) {
     let Some(path) = &cli.svc.rules else {
         eprintln!("director: SIGHUP: no --rules file to read again; nothing changed");
-        return Vec::new();
+        return (Vec::new(), None);
     };
-    match reload::reload(pipe, path) {
+    match reload::plan(pipe, path) {
         Err(e) => {
             eprintln!("director: SIGHUP: {e}; the running configuration is kept");
-            vec![(at, "reload".into(), Err(e))]
+            (vec![(at, "reload".into(), Err(e))], None)
         }
-        Ok(r) => {
+        Ok(plan) => {
+            let r = reload::apply_actions(pipe, &plan.actions);
             for a in &r.applied {
                 eprintln!("director: SIGHUP: {a}");
             }
             for a in &r.refused {
                 eprintln!("director: SIGHUP: not applied: {a}");
             }
-            let (services, backends, any) = endpoints(pipe, specs);
-            let maps = prog
-                .set_services(&services)
-                .and_then(|()| prog.set_backends(&backends))
-                .and_then(|()| prog.set_any(any))
-                .and_then(|()| own_addresses(&services).map_err(|e| xdp::XdpError::Interface(e.to_string())))
-                .and_then(|own| prog.set_own(&own));
-            if let Err(e) = maps {
+            if let Err(e) = update_maps(prog, pipe) {
                 eprintln!("director: SIGHUP: the XDP program's maps: {e}");
             }
-            let mut v: Vec<_> = r.applied.into_iter().map(|a| (at, "reload".to_string(), Ok(a))).collect();
-            v.extend(r.refused.into_iter().map(|a| (at, "reload".to_string(), Err(a))));
-            v
+            let services = (!plan.added.is_empty() || !plan.removed.is_empty()).then_some((plan.added, plan.removed));
+            (r.events(at), services)
         }
     }
 }

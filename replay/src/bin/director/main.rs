@@ -23,8 +23,9 @@ Exit status:
   0  stopped by SIGINT or SIGTERM (the report is printed)
   2  a bad flag or file, a missing capability, or the interface refused (nothing ran)
 
-Signals: SIGHUP reads --rules again and applies the differences (added, removed and
-reweighted real servers, as ipvsadm would); SIGINT / SIGTERM stop, detach and report.";
+Signals: SIGHUP reads --rules again and applies the differences as ipvsadm would (virtual
+services and real servers added, removed, reweighted; a bad file changes nothing);
+SIGINT / SIGTERM stop, detach and report.";
 
 /// Run a live one-armed LVS director on an interface over AF_XDP.
 #[derive(Parser, Debug)]

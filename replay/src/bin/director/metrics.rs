@@ -138,7 +138,7 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
 }
 
 /// Serves until `stop` is set (checked every 50 ms), one request at a time.
-pub fn serve(l: TcpListener, pipe: &Pipeline, published: &[Published], stop: &AtomicBool) {
+pub fn serve(l: &TcpListener, pipe: &Pipeline, published: &[Published], stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         match l.accept() {
             Ok((stream, _)) => {

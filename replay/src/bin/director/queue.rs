@@ -55,16 +55,19 @@ impl BurstOutput for Out<'_> {
     }
 }
 
-/// Runs one queue until `stop` is set; its counters and its socket's at the end.
+/// Runs one queue until `stop` is set, its counters starting from `initial` (the worker's
+/// counts of earlier rounds); its counters at the end.
 pub fn run(
     pipe: &Pipeline,
-    mut port: XdpPort,
+    port: &mut XdpPort,
     batch: usize,
     start: Instant,
     stop: &AtomicBool,
     publish: &Published,
-) -> (Counters, XdpStats) {
+    initial: Counters,
+) -> Counters {
     let mut w = Worker::new(pipe);
+    w.counters = initial;
     // The main thread expires the table for every worker, on one clock.
     w.auto_expire = false;
     let mut bufs: Vec<Box<[u8]>> = (0..batch).map(|_| vec![0u8; HEADROOM + FRAME].into_boxed_slice()).collect();
@@ -105,7 +108,7 @@ pub fn run(
                 frames.push((now, fb));
             }
         }
-        let mut out = Out { port: &mut port, refused: 0, lost: 0 };
+        let mut out = Out { port: &mut *port, refused: 0, lost: 0 };
         w.process_burst(&mut frames, &mut out);
         let (refused, lost) = (out.refused, out.lost);
         let why = OutputError::FrameLargerThanUmemFrame;
@@ -122,8 +125,8 @@ pub fn run(
             published = Instant::now();
         }
     }
-    let stats = port.finish(Duration::from_secs(1));
+    port.flush();
     publish.counters.store(Arc::new(w.counters.clone()));
-    publish.xdp.store(Arc::new(stats));
-    (w.counters, stats)
+    publish.xdp.store(Arc::new(port.stats()));
+    w.counters
 }
