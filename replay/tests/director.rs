@@ -23,17 +23,6 @@ const VIP: &str = "10.8.0.100";
 const S1: &str = "10.7.0.11";
 const S2: &str = "10.7.0.12";
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false)
-}
-
-fn have(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
 fn ready() -> bool {
     available("root (AF_XDP, XDP programs and network namespaces)", is_root())
         && available("iproute2 (ip)", have("ip", "-V"))

@@ -11,8 +11,8 @@
 
 #![cfg(all(feature = "xdp", target_os = "linux"))]
 
-#[cfg(feature = "cli")]
-mod support;
+#[path = "support/host.rs"]
+mod host;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -87,28 +87,7 @@ fn try_send_on_a_bounded_channel_does_not_allocate() {
     assert_eq!(rx.try_iter().count(), 4);
 }
 
-#[cfg(feature = "cli")]
-use support::available;
-
-/// As `support::available` (which needs the `cli` feature's capture reader).
-#[cfg(not(feature = "cli"))]
-fn available(what: &str, ok: bool) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what} is missing, and under CI=true this test may not be skipped");
-    }
-    eprintln!("SKIPPED: {what} is missing on this machine");
-    false
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false)
-}
+use host::{available, is_root};
 
 fn ready() -> bool {
     let ip = Command::new("ip").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status();

@@ -23,17 +23,6 @@ use support::*;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false)
-}
-
-fn have(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
 fn ready() -> bool {
     available("root (AF_XDP and network namespaces)", is_root())
         && available("iproute2 (ip)", have("ip", "-V"))

@@ -6,7 +6,7 @@
 //! Needs root (CAP_BPF, CAP_NET_ADMIN) and, for the veth test, iproute2; skipped (loudly)
 //! without them, and a skip fails under CI=true.
 
-#![cfg(all(feature = "xdp", target_os = "linux"))]
+#![cfg(all(feature = "cli", feature = "xdp", target_os = "linux"))]
 
 mod support;
 
@@ -30,13 +30,6 @@ const DIRECTOR_IP6: &str = "2001:db8::fe";
 const BACKEND: &str = "10.1.0.10";
 const CLIENT: &str = "192.0.2.7";
 const CLIENT6: &str = "2001:db8:c::7";
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
-        .unwrap_or(false)
-}
 
 fn ready() -> bool {
     available("root (loading an XDP program needs CAP_BPF and CAP_NET_ADMIN)", is_root())

@@ -11,6 +11,10 @@ use lb_replay::pipeline::{Outcome, Pipeline, PipelineConfig, Worker};
 use lb_rewrite::FrameBuf;
 use lb_sched::Timestamp;
 
+mod host;
+#[allow(unused_imports)] // not every test binary asks
+pub use host::*;
+
 /// The upstream router the clients' frames come from.
 pub const ROUTER: [u8; 6] = [2, 0, 0, 0, 0, 1];
 /// The director.
@@ -143,19 +147,6 @@ pub fn bundled_pcap(name: &str) -> PathBuf {
 pub fn shared_pcaps() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/pcaps");
     p.is_dir().then_some(p)
-}
-
-/// Whether a test's requirement is met; when it is not, says that the test is skipped and why,
-/// except under `CI=true`, where a skip is a failure.
-pub fn available(what: &str, ok: bool) -> bool {
-    if ok {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{what} is missing, and under CI=true this test may not be skipped");
-    }
-    eprintln!("SKIPPED: {what} is missing on this machine");
-    false
 }
 
 /// Whether `tshark` runs here.
