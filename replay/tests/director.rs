@@ -36,6 +36,17 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/director-netns.sh")
 }
 
+/// The command line of a VIP:80 service over `backends` (ADDR[:PORT]) with rr in `mode`, and
+/// `more` flags.
+fn rr_service(mode: &str, backends: &[&str], more: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = ["--mode", mode, "--sched", "rr", "--vip", &format!("{VIP}:80")].map(String::from).into();
+    for b in backends {
+        a.extend(["--backend".to_string(), b.to_string()]);
+    }
+    a.extend(more.iter().map(|m| m.to_string()));
+    a
+}
+
 /// The namespaces, removed when dropped.
 struct Net {
     p: String,
@@ -87,7 +98,7 @@ impl Net {
         s.contains("prog/xdp") || s.contains(" xdp")
     }
     /// Starts the director in its namespace with `args`; returns once it said `ready`.
-    fn director(&self, args: &[&str]) -> Director {
+    fn director<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Director {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.ns("dir"), env!("CARGO_BIN_EXE_director"), "--iface", "eth0"])
             .args(args)
@@ -190,21 +201,7 @@ fn dr_and_nat_carry_http_through_the_director() {
     }
     for mode in ["dr", "nat"] {
         let net = Net::up(mode);
-        let b1 = format!("{S1}:80");
-        let b2 = format!("{S2}:80");
-        let d = net.director(&[
-            "--mode",
-            mode,
-            "--sched",
-            "rr",
-            "--vip",
-            &format!("{VIP}:80"),
-            "--backend",
-            &b1,
-            "--backend",
-            &b2,
-            "--json",
-        ]);
+        let d = net.director(&rr_service(mode, &[&format!("{S1}:80"), &format!("{S2}:80")], &["--json"]));
         assert!(net.xdp_attached(), "{mode}: no XDP program on the director's interface");
         let mut bodies = Vec::new();
         for i in 0..100 {
@@ -354,23 +351,11 @@ fn metrics_parse_and_match_the_report() {
         return;
     }
     let net = Net::up("nat");
-    let d = net.director(&[
-        "--mode",
+    let d = net.director(&rr_service(
         "nat",
-        "--sched",
-        "rr",
-        "--vip",
-        &format!("{VIP}:80"),
-        "--backend",
-        &format!("{S1}:80"),
-        "--backend",
-        &format!("{S2}:80"),
-        "--json",
-        "--metrics",
-        "127.0.0.1:9108",
-        "--stats",
-        "1",
-    ]);
+        &[&format!("{S1}:80"), &format!("{S2}:80")],
+        &["--json", "--metrics", "127.0.0.1:9108", "--stats", "1"],
+    ));
     for _ in 0..6 {
         net.get("/").unwrap();
     }
@@ -454,18 +439,7 @@ fn an_unresolvable_server_is_reported_and_skipped() {
         return;
     }
     let net = Net::up("dr");
-    let d = net.director(&[
-        "--mode",
-        "dr",
-        "--sched",
-        "rr",
-        "--vip",
-        &format!("{VIP}:80"),
-        "--backend",
-        "10.7.0.99:80",
-        "--backend",
-        &format!("{S1}:80"),
-    ]);
+    let d = net.director(&rr_service("dr", &["10.7.0.99:80", &format!("{S1}:80")], &[]));
     let start = Instant::now();
     while !d.stderr().contains("10.7.0.99 cannot be resolved") {
         assert!(start.elapsed() < Duration::from_secs(5), "not reported: {}", d.stderr());
@@ -543,21 +517,7 @@ fn tun_encapsulates_every_client_packet_exactly() {
         capture(&net, "s1", &files[1], "ip proto 4"),
         capture(&net, "s2", &files[2], "ip proto 4"),
     ];
-    let d = net.director(&[
-        "--mode",
-        "tun",
-        "--tun-src",
-        "10.7.0.1",
-        "--sched",
-        "rr",
-        "--vip",
-        &format!("{VIP}:80"),
-        "--backend",
-        S1,
-        "--backend",
-        S2,
-        "--json",
-    ]);
+    let d = net.director(&rr_service("tun", &[S1, S2], &["--tun-src", "10.7.0.1", "--json"]));
     let mut bodies = Vec::new();
     for _ in 0..4 {
         let o = net.exec("cl", &["curl", "-s", "-m", "2", &format!("http://{VIP}/")]);
@@ -627,38 +587,17 @@ fn two_workers_on_two_queues() {
         return;
     }
     let net = Net::up_with("nat", 2);
-    let args = |w: &'static str| {
-        vec![
-            "--mode".to_string(),
-            "nat".into(),
-            "--sched".into(),
-            "rr".into(),
-            "--vip".into(),
-            format!("{VIP}:80"),
-            "--backend".into(),
-            format!("{S1}:80"),
-            "--backend".into(),
-            format!("{S2}:80"),
-            "--json".into(),
-            "--workers".into(),
-            w.into(),
-        ]
-    };
-    let o = net.exec(
-        "dir",
-        &[env!("CARGO_BIN_EXE_director"), "--iface", "eth0"]
-            .into_iter()
-            .chain(args("3").iter().map(String::as_str))
-            .collect::<Vec<_>>(),
-    );
+    let args = |w: &str| rr_service("nat", &[&format!("{S1}:80"), &format!("{S2}:80")], &["--json", "--workers", w]);
+    let mut refused = vec![env!("CARGO_BIN_EXE_director").to_string(), "--iface".into(), "eth0".into()];
+    refused.extend(args("3"));
+    let o = net.exec("dir", &refused.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(o.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("eth0 has 2 RX queue(s)"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let a = args("2");
-    let d = net.director(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let d = net.director(&args("2"));
     for i in 0..40 {
         let b = net.get("/").unwrap_or_else(|e| panic!("request {i}: {e}\n{}", d.stderr()));
         assert!(b == "s1" || b == "s2", "{b}");

@@ -6,7 +6,6 @@
 use lb_rewrite::MacAddr;
 use lb_sched::registry::Registry;
 
-use super::services::proto_key;
 use super::{ConfigError, Pipeline};
 use crate::config::{ServiceSpec, Vip};
 
@@ -22,11 +21,8 @@ impl Pipeline {
                 return Err(ConfigError::NoNextHop(b.addr));
             }
         }
-        if let Vip::Addr { proto, addr } = spec.vip {
-            if self.by_vip.contains_key(&(proto_key(proto), addr.ip(), addr.port())) {
-                return Err(ConfigError::DuplicateService(spec.vip));
-            }
-        } else if let Vip::Any { v6 } = spec.vip {
+        // A second catch-all of a family (`push_service` refuses a second address itself).
+        if let Vip::Any { v6 } = spec.vip {
             if self.any[usize::from(v6)].is_some() {
                 return Err(ConfigError::DuplicateService(spec.vip));
             }

@@ -223,7 +223,7 @@ pub(crate) fn fam(a: &IpAddr) -> usize {
     usize::from(a.is_ipv6())
 }
 
-pub(super) fn proto_key(p: Option<Protocol>) -> u8 {
+fn proto_key(p: Option<Protocol>) -> u8 {
     p.map_or(0, |p| p.number())
 }
 
