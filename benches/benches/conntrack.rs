@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use dashmap::DashMap;
-use lb_conntrack::{Config, ConnTable, InVerdict, ServiceParams, State};
+use lb_conntrack::{Config, ConnTable, InVerdict, Partition, ServiceParams, ShardLock, State};
 use lb_sched::{DestConfig, Flow, ForwardMethod, Protocol, SchedConfig, Service, TcpFlags, Timestamp};
 
 const P: ServiceParams = ServiceParams { persistence: None, one_packet: false, catch_all: false };
@@ -59,13 +59,42 @@ fn flows(n: usize, v6: bool, seed: u64) -> Vec<Flow> {
 fn filled(n: usize, v6: bool, svc: &Service) -> (ConnTable, Vec<Flow>) {
     let tb = ConnTable::new(Config { max_connections: 2 * n + 1024, ..Config::default() });
     let fl = flows(n, v6, 0x1234_5678 + n as u64);
+    establish(&tb, &fl, svc);
+    (tb, fl)
+}
+
+/// Opens (SYN, ACK) a connection for each of `fl` in `tb`.
+fn establish<L: ShardLock>(tb: &ConnTable<L>, fl: &[Flow], svc: &Service) {
     let t = Timestamp::from_secs(1);
-    for f in &fl {
+    for f in fl {
         tb.input(t, f, TcpFlags::SYN, svc, &P);
         tb.input(t, f, TcpFlags::ACK, svc, &P);
     }
-    assert_eq!(tb.stats().states[State::Established as usize] as usize, n, "random keys collided");
-    (tb, fl)
+    assert_eq!(tb.stats().states[State::Established as usize] as usize, fl.len(), "random keys collided");
+}
+
+/// Runs `iters` hits on each of two threads at once, thread `w` owning partition `parts[w]` (the
+/// connections of `by_thread[w]`) and walking `by_thread[w]`; returns the wall time.
+fn two_partitions(
+    parts: &mut [Partition],
+    svc: &Service,
+    t: Timestamp,
+    by_thread: &[Vec<Flow>],
+    iters: u64,
+) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for (w, (part, mine)) in parts.iter_mut().zip(by_thread).enumerate() {
+            s.spawn(move || {
+                let mut i = w * 7919;
+                for _ in 0..iters {
+                    i = (i + 1) & 0xffff;
+                    black_box(part.input(t, &mine[i], TcpFlags::ACK, svc, &P));
+                }
+            });
+        }
+    });
+    start.elapsed()
 }
 
 /// The peer: a dashmap with the same key and the fields a connection needs.
@@ -217,6 +246,42 @@ fn hit_update(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new(format!("hit_update_2threads_shard_affine/{fam}"), label), |b| {
                 b.iter_custom(|iters| two_threads(&tb, &svc, t, &affine, 1, iters))
             });
+            // Partitions (per-worker storage, no lock): one with every connection, then two, each
+            // owned by one thread, with half of them (how `Worker::owning` splits a table).
+            let parent = ConnTable::new(Config { max_connections: 2 * n + 1024, ..Config::default() });
+            let part = parent.partition();
+            establish(&part, &fl, &svc);
+            g.throughput(Throughput::Elements(1));
+            let mut i = 0;
+            g.bench_function(BenchmarkId::new(format!("partition_hit_update/{fam}"), label), |b| {
+                b.iter(|| {
+                    i = (i + 1) & 0xffff;
+                    part.input(t, black_box(&ordered[i]), TcpFlags::ACK, &svc, &P)
+                })
+            });
+            drop(part);
+            let halves: Vec<Vec<Flow>> = (0..2).map(|w| fl.iter().skip(w).step_by(2).copied().collect()).collect();
+            let mut parts: Vec<Partition> = halves
+                .iter()
+                .map(|h| {
+                    let p = parent.partition();
+                    establish(&p, h, &svc);
+                    p
+                })
+                .collect();
+            let part_by_thread: Vec<Vec<Flow>> = halves
+                .iter()
+                .enumerate()
+                .map(|(w, h)| {
+                    let mut r = Rng(11 + w as u64);
+                    (0..1 << 16).map(|_| h[r.next() as usize % h.len()]).collect()
+                })
+                .collect();
+            g.throughput(Throughput::Elements(2));
+            g.bench_function(BenchmarkId::new(format!("partition_hit_update_2threads/{fam}"), label), |b| {
+                b.iter_custom(|iters| two_partitions(&mut parts, &svc, t, &part_by_thread, iters))
+            });
+            drop(parts);
             // The peer, same work: find the entry, update state and last_seen.
             let dm = dash(&fl);
             let keys: Vec<Key> = idx.iter().map(|&k| key(&fl[k])).collect();

@@ -3,6 +3,7 @@
 use lb_sched::Timestamp;
 
 use crate::key::Addr;
+use crate::lock::ShardLock;
 use crate::shard::{Family, Shard};
 use crate::table::ConnTable;
 use crate::timers::tick_of;
@@ -12,7 +13,7 @@ use crate::verdict::ExpireStats;
 /// (`ip_vs_conn_expire`: 60 s).
 const CONTROL_GRACE_MS: u32 = 60_000;
 
-impl ConnTable {
+impl<L: ShardLock> ConnTable<L> {
     /// Removes every connection and template idle past its timeout at `now`: the work is
     /// proportional to the queue entries due by `now`, not to the table's size. A template that
     /// still controls connections is kept 60 s more each time (IPVS).
@@ -24,13 +25,13 @@ impl ConnTable {
         st
     }
 
-    fn expire_fam<A: Addr>(&self, fam: &Family<A>, now: u64, st: &mut ExpireStats) {
+    fn expire_fam<A: Addr>(&self, fam: &Family<A, L>, now: u64, st: &mut ExpireStats) {
         let now_tick = tick_of(now);
         let mut links = Vec::new();
         let mut bucket = Vec::new();
         let mut due = Vec::new();
         for m in fam.shards.iter() {
-            let mut sh = m.lock();
+            let mut sh = L::hold(m);
             // Take apart the buckets of every tick that has begun: what is due goes, what is due
             // later in those ticks goes to the near heap, what was refreshed since it was queued
             // moves to its real deadline, and later turns of the wheel stay.

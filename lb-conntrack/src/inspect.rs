@@ -8,17 +8,19 @@ use lb_sched::{Flow, ForwardMethod, Timestamp};
 use crate::config::Config;
 use crate::entry::{conn_info, Entry};
 use crate::key::{key_of, sub_hash, Addr, FamilyKey, Key, KIND_IN, KIND_OUT};
+use crate::lock::ShardLock;
 use crate::shard::{Family, CHUNK};
 use crate::table::ConnTable;
 use crate::verdict::{ConnInfo, Stats};
 
-impl ConnTable {
+impl<L: ShardLock> ConnTable<L> {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.cfg
     }
 
-    /// Connections and templates held.
+    /// Connections and templates held by this table and every partition that shares its bound
+    /// (what `max_connections` limits).
     pub fn len(&self) -> usize {
         self.total.load(Relaxed)
     }
@@ -55,9 +57,9 @@ impl ConnTable {
     /// requests). A connection past its deadline at `now` is not returned.
     pub fn lookup_in(&self, now: Timestamp, flow: &Flow) -> Option<ConnInfo> {
         #[inline]
-        fn go<A: Addr>(t: &ConnTable, fam: &Family<A>, k: Key<A>, now: u64) -> Option<ConnInfo> {
+        fn go<A: Addr, L: ShardLock>(t: &ConnTable<L>, fam: &Family<A, L>, k: Key<A>, now: u64) -> Option<ConnInfo> {
             let hc = t.client_hash(k.proto, k.caddr, k.cport);
-            let sh = fam.shards[fam.index_of(hc)].lock();
+            let sh = fam.hold(fam.index_of(hc));
             sh.find_in(sub_hash(hc, k.vaddr, k.vport, KIND_IN), &k, false)
                 .filter(|&s| sh.entry(s).deadline() > now)
                 .map(|s| conn_info(sh.entry(s), false, false))
@@ -72,9 +74,15 @@ impl ConnTable {
     /// touching it.
     pub fn lookup_out(&self, now: Timestamp, flow: &Flow) -> Option<ConnInfo> {
         #[inline]
-        fn go<A: Addr>(t: &ConnTable, fam: &Family<A>, k: Key<A>, flow: &Flow, now: u64) -> Option<ConnInfo> {
+        fn go<A: Addr, L: ShardLock>(
+            t: &ConnTable<L>,
+            fam: &Family<A, L>,
+            k: Key<A>,
+            flow: &Flow,
+            now: u64,
+        ) -> Option<ConnInfo> {
             let hc = t.client_hash(k.proto, k.caddr, k.cport);
-            let sh = fam.shards[fam.index_of(hc)].lock();
+            let sh = fam.hold(fam.index_of(hc));
             let hout = sub_hash(hc, k.vaddr, k.vport, KIND_OUT);
             sh.find_out(hout, k.proto, k.caddr, k.cport, flow.src, flow.src_port)
                 .or_else(|| {
@@ -93,9 +101,9 @@ impl ConnTable {
     /// Calls `f` with every connection (templates excluded), shard by shard.
     pub fn for_each(&self, mut f: impl FnMut(&ConnInfo)) {
         #[inline]
-        fn go<A: Addr>(fam: &Family<A>, f: &mut dyn FnMut(&ConnInfo)) {
+        fn go<A: Addr, L: ShardLock>(fam: &Family<A, L>, f: &mut dyn FnMut(&ConnInfo)) {
             for m in fam.shards.iter() {
-                let sh = m.lock();
+                let sh = L::hold(m);
                 for chunk in &sh.chunks {
                     for e in chunk.iter().filter(|e| e.dest.is_some() && !e.is_template()) {
                         f(&conn_info(e, false, false));
@@ -107,7 +115,7 @@ impl ConnTable {
         go(&self.v6, &mut f);
     }
 
-    /// The counters, summed over shards.
+    /// The counters, summed over shards (this table's own: a partition's are its own).
     pub fn stats(&self) -> Stats {
         let mut s = Stats {
             refused: self.refused.load(Relaxed),
@@ -118,9 +126,9 @@ impl ConnTable {
             ..Stats::default()
         };
         #[inline]
-        fn go<A: Addr>(fam: &Family<A>, s: &mut Stats) {
+        fn go<A: Addr, L: ShardLock>(fam: &Family<A, L>, s: &mut Stats) {
             for m in fam.shards.iter() {
-                let sh = m.lock();
+                let sh = L::hold(m);
                 let t = &sh.stats;
                 for (a, b) in s.states.iter_mut().zip(t.states) {
                     *a += b;
@@ -143,11 +151,11 @@ impl ConnTable {
     /// Bytes the table holds (entry slabs, indexes, timer queues), for memory accounting.
     pub fn memory_bytes(&self) -> usize {
         #[inline]
-        fn go<A: Addr>(fam: &Family<A>) -> usize {
+        fn go<A: Addr, L: ShardLock>(fam: &Family<A, L>) -> usize {
             fam.shards
                 .iter()
                 .map(|m| {
-                    let sh = m.lock();
+                    let sh = L::hold(m);
                     sh.chunks.len() * CHUNK * std::mem::size_of::<Entry<A>>()
                         + sh.chunks.capacity() * std::mem::size_of::<crate::shard::Chunk<A>>()
                         + sh.free.capacity() * 4
@@ -160,8 +168,10 @@ impl ConnTable {
         }
         go(&self.v4) + go(&self.v6)
     }
+}
 
-    /// The size of one IPv4 and one IPv6 entry.
+impl ConnTable {
+    /// The size of one IPv4 and one IPv6 entry (a partition's are the same).
     pub fn entry_sizes() -> (usize, usize) {
         (std::mem::size_of::<Entry<u32>>(), std::mem::size_of::<Entry<u128>>())
     }

@@ -22,6 +22,9 @@
 //!   the whole table). Bounded size with a documented eviction policy ([`ConnTable`]).
 //! * No global lock; the per-packet path does not allocate (except when a shard's slab or
 //!   index grows) and never panics.
+//! * Per-worker storage: [`ConnTable::partition`] makes a [`Partition`], the same table owned by
+//!   one thread, whose packets take no lock at all; the partitions of a table share its bound
+//!   and the destinations' counts ([`ConnTable`], "Partitions").
 //!
 //! ```
 //! use lb_conntrack::{Config, ConnTable, InVerdict, ServiceParams, State};
@@ -46,6 +49,7 @@ mod expire;
 mod index;
 mod inspect;
 mod key;
+mod lock;
 mod shard;
 mod table;
 pub mod tcp;
@@ -54,7 +58,8 @@ mod timers;
 mod verdict;
 
 pub use config::{Config, Persistence, ServiceParams, TimeoutError, Timeouts, EVICTION_PROBES, MAX_TIMEOUT_SECS};
-pub use table::ConnTable;
+pub use lock::{Locked, Owned, ShardLock};
+pub use table::{ConnTable, Partition};
 pub use tcp::State;
 pub use verdict::{ConnInfo, ExpireStats, InVerdict, NotScheduled, OutVerdict, Stats};
 

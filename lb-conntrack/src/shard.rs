@@ -6,11 +6,10 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::IpAddr;
 
-use parking_lot::Mutex;
-
 use crate::entry::{Entry, NIL};
 use crate::index::OpenIndex;
 use crate::key::{Addr, Key};
+use crate::lock::ShardLock;
 use crate::tcp::ALL_STATES;
 use crate::timers::WHEEL;
 
@@ -153,14 +152,26 @@ impl<A: Addr> Shard<A> {
     }
 }
 
-pub(crate) struct Family<A> {
-    pub(crate) shards: Box<[Mutex<Shard<A>>]>,
+pub(crate) struct Family<A, L: ShardLock> {
+    pub(crate) shards: Box<[L::Cell<Shard<A>>]>,
     pub(crate) bits: u32,
 }
 
-impl<A: Addr> Family<A> {
+impl<A: Addr, L: ShardLock> Family<A, L> {
     pub(crate) fn new(n: usize) -> Self {
-        Family { shards: (0..n).map(|_| Mutex::new(Shard::new())).collect(), bits: n.trailing_zeros() }
+        Family { shards: (0..n).map(|_| L::cell(Shard::new())).collect(), bits: n.trailing_zeros() }
+    }
+
+    /// Shard `i`, held (locked, or borrowed from its one owner).
+    #[inline]
+    pub(crate) fn hold(&self, i: usize) -> L::Guard<'_, Shard<A>> {
+        L::hold(&self.shards[i])
+    }
+
+    /// Shard `i`, if no one holds it.
+    #[inline]
+    pub(crate) fn try_hold(&self, i: usize) -> Option<L::Guard<'_, Shard<A>>> {
+        L::try_hold(&self.shards[i])
     }
 
     #[inline]

@@ -5,6 +5,7 @@
 use core::fmt;
 use core::time::Duration;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 
 use lb_sched::{fold_mul, proto, Flow, ForwardMethod, Protocol, Service, TcpFlags, Timestamp};
 
@@ -13,6 +14,7 @@ use crate::entry::{
     conn_info, conn_info_at, Entry, F_INACTIVE, F_NOOUTPUT, NIL, NOT_QUEUED, NO_LINK, SHARD_BITS_IN_LINK,
 };
 use crate::key::{addr_of, key_of, sub_hash, Addr, FamilyKey, Key, K1, K2, KIND_IN, KIND_OUT};
+use crate::lock::{Locked, Owned, ShardLock};
 use crate::shard::{Family, Shard};
 use crate::tcp::{self, Dir, State, ALL_STATES};
 use crate::verdict::{ConnInfo, InVerdict, NotScheduled, OutVerdict};
@@ -46,16 +48,33 @@ use crate::verdict::{ConnInfo, InVerdict, NotScheduled, OutVerdict};
 /// if none is found it is refused ([`InVerdict::Refused`]). Established and closing connections
 /// are never evicted: a SYN flood can only displace other embryonic connections. Every
 /// eviction and refusal is counted.
-pub struct ConnTable {
-    pub(crate) v4: Family<u32>,
-    pub(crate) v6: Family<u128>,
+///
+/// ## Partitions: per-worker storage
+/// A `ConnTable` (`ConnTable<Locked>`) is `Sync`: any thread may process any packet, and each
+/// takes its shard's lock. A [`Partition`] (`ConnTable<Owned>`, made by
+/// [`ConnTable::partition`]) is the same table owned by one thread: `Send`, not `Sync`, and no
+/// packet takes a lock. A data plane gives each worker a partition and steers every packet of a
+/// connection (both directions, and the ICMP errors about it) to the worker that owns it, as DPVS
+/// does with its per-core tables; a persistent service's client must stay on one worker too, so
+/// its template and its connections meet. What the partitions of one table share: the bound
+/// (`max_connections` counts every partition's entries: one atomic count, touched when an entry
+/// is created or removed, never on a hit), the hash seed, the configuration, and the
+/// destinations' active / inactive counts (atomics in [`lb_sched::Destination`], so lc / wlc
+/// see the load of every partition). Each partition expires its own connections, on its own
+/// clock; a full table makes room by evicting an embryonic connection of the partition that
+/// needs the room (it cannot reach another's), else refuses, so the SYN-flood policy holds in
+/// each. Statistics are per partition: sum them ([`Stats::merge`](crate::Stats::merge)).
+pub struct ConnTable<L: ShardLock = Locked> {
+    pub(crate) v4: Family<u32, L>,
+    pub(crate) v6: Family<u128, L>,
     pub(crate) cfg: Config,
     pub(crate) timeouts_ms: [u32; ALL_STATES],
     /// `timeouts_ms` as `Duration`s (what a verdict carries).
     pub(crate) timeouts: [Duration; ALL_STATES],
     /// The state table (normal or secure_tcp), completed for every event and state.
     pub(crate) states: &'static tcp::FullTable,
-    pub(crate) total: AtomicUsize,
+    /// Entries held by this table and every partition that shares its bound.
+    pub(crate) total: Arc<AtomicUsize>,
     pub(crate) seed: [u64; 2],
     pub(crate) refused: AtomicU64,
     pub(crate) not_scheduled: AtomicU64,
@@ -64,7 +83,10 @@ pub struct ConnTable {
     pub(crate) one_packet: AtomicU64,
 }
 
-impl fmt::Debug for ConnTable {
+/// A connection table one worker owns: no lock on any packet (see [`ConnTable`], "Partitions").
+pub type Partition = ConnTable<Owned>;
+
+impl<L: ShardLock> fmt::Debug for ConnTable<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnTable").field("len", &self.len()).field("config", &self.cfg).finish()
     }
@@ -79,11 +101,6 @@ pub(crate) fn millis(d: Duration) -> u32 {
 impl ConnTable {
     /// A table with this configuration.
     pub fn new(cfg: Config) -> Self {
-        let shards = if cfg.shards == 0 {
-            (cfg.max_connections / 32_768).next_power_of_two().clamp(8, 64)
-        } else {
-            cfg.shards.next_power_of_two().min(1 << SHARD_BITS_IN_LINK)
-        };
         let seed = match cfg.hash_seed {
             Some(s) => [s ^ K1, s.rotate_left(32) ^ K2],
             None => {
@@ -95,6 +112,24 @@ impl ConnTable {
                 h.write_u64(a);
                 [a | 1, h.finish()]
             }
+        };
+        ConnTable::build(cfg, seed, Arc::new(AtomicUsize::new(0)))
+    }
+
+    /// A new, empty partition of this table, for one worker to own: the same configuration and
+    /// hash seed, and the same bound (`max_connections` counts the entries of this table and of
+    /// all its partitions together). See [`ConnTable`], "Partitions".
+    pub fn partition(&self) -> Partition {
+        ConnTable::build(self.cfg.clone(), self.seed, Arc::clone(&self.total))
+    }
+}
+
+impl<L: ShardLock> ConnTable<L> {
+    fn build(cfg: Config, seed: [u64; 2], total: Arc<AtomicUsize>) -> Self {
+        let shards = if cfg.shards == 0 {
+            (cfg.max_connections / 32_768).next_power_of_two().clamp(8, 64)
+        } else {
+            cfg.shards.next_power_of_two().min(1 << SHARD_BITS_IN_LINK)
         };
         let mut timeouts_ms = [0; ALL_STATES];
         for (t, d) in timeouts_ms.iter_mut().zip(cfg.timeouts.0) {
@@ -108,7 +143,7 @@ impl ConnTable {
             timeouts_ms,
             timeouts,
             cfg,
-            total: AtomicUsize::new(0),
+            total,
             seed,
             refused: AtomicU64::new(0),
             not_scheduled: AtomicU64::new(0),
@@ -210,13 +245,13 @@ impl ConnTable {
                 // The run of flows in the same shard, under one lock.
                 let run = hs[i..].iter().take_while(|h| h.0 == si && h.2 == v6);
                 if v6 {
-                    let sh = self.v6.shards[si].lock();
+                    let sh = self.v6.hold(si);
                     for h in run {
                         acc = acc.wrapping_add(sh.warm(h.1));
                         i += 1;
                     }
                 } else {
-                    let sh = self.v4.shards[si].lock();
+                    let sh = self.v4.hold(si);
                     for h in run {
                         acc = acc.wrapping_add(sh.warm(h.1));
                         i += 1;
@@ -233,7 +268,7 @@ impl ConnTable {
     #[inline(always)]
     fn input_fam<A: Addr>(
         &self,
-        fam: &Family<A>,
+        fam: &Family<A, L>,
         now: u64,
         k: Key<A>,
         flow: &Flow,
@@ -248,7 +283,7 @@ impl ConnTable {
         let mut rescheduled = false;
         let mut dropped_link = NO_LINK;
         {
-            let mut sh = fam.shards[si].lock();
+            let mut sh = fam.hold(si);
             match sh.find_in(hin, &k, false) {
                 Some(slot) => {
                     let e = sh.entry_mut(slot);
@@ -307,7 +342,7 @@ impl ConnTable {
     #[inline(never)]
     fn input_new<A: Addr>(
         &self,
-        fam: &Family<A>,
+        fam: &Family<A, L>,
         now: u64,
         k: Key<A>,
         flow: &Flow,
@@ -359,7 +394,7 @@ impl ConnTable {
             return InVerdict::OnePacket(conn_info(&e, true, rescheduled));
         }
 
-        let mut sh = fam.shards[si].lock();
+        let mut sh = fam.hold(si);
         // Another thread may have created it meanwhile: then this packet is just a hit.
         let mut stale_link = NO_LINK;
         let mut found = self.find_live(&mut sh, hin, &k, now, &mut stale_link);
@@ -368,7 +403,7 @@ impl ConnTable {
             // shard lock held, then look again.
             drop(sh);
             self.drop_control(fam, std::mem::replace(&mut stale_link, NO_LINK));
-            sh = fam.shards[si].lock();
+            sh = fam.hold(si);
             found = self.find_live(&mut sh, hin, &k, now, &mut stale_link);
         }
         if let Some(slot) = found {
@@ -466,9 +501,9 @@ impl ConnTable {
     /// [`OutVerdict::NoConnection`] when no live connection has this tuple.
     pub fn output_for_client(&self, now: Timestamp, client_flow: &Flow, tcp_flags: u8) -> OutVerdict {
         #[inline]
-        fn go<A: Addr>(t: &ConnTable, fam: &Family<A>, now: u64, k: Key<A>, f: u8) -> OutVerdict {
+        fn go<A: Addr, L: ShardLock>(t: &ConnTable<L>, fam: &Family<A, L>, now: u64, k: Key<A>, f: u8) -> OutVerdict {
             let hc = t.client_hash(k.proto, k.caddr, k.cport);
-            let mut sh = fam.shards[fam.index_of(hc)].lock();
+            let mut sh = fam.hold(fam.index_of(hc));
             let mut link = NO_LINK;
             match t.find_live(&mut sh, sub_hash(hc, k.vaddr, k.vport, KIND_IN), &k, now, &mut link) {
                 Some(slot) => {
@@ -490,10 +525,10 @@ impl ConnTable {
         }
     }
 
-    fn output_fam<A: Addr>(&self, fam: &Family<A>, now: u64, k: Key<A>, flow: &Flow, f: u8) -> OutVerdict {
+    fn output_fam<A: Addr>(&self, fam: &Family<A, L>, now: u64, k: Key<A>, flow: &Flow, f: u8) -> OutVerdict {
         // k is the reply reversed: caddr/cport = client, vaddr/vport = the reply's source.
         let hc = self.client_hash(k.proto, k.caddr, k.cport);
-        let mut sh = fam.shards[fam.index_of(hc)].lock();
+        let mut sh = fam.hold(fam.index_of(hc));
         let hout = sub_hash(hc, k.vaddr, k.vport, KIND_OUT);
         let mut slot = sh.find_out(hout, k.proto, k.caddr, k.cport, flow.src, flow.src_port).or_else(|| {
             sh.find_in(sub_hash(hc, k.vaddr, k.vport, KIND_IN), &k, false)

@@ -9,18 +9,19 @@ use lb_sched::{Destination, Flow, Service};
 use crate::config::{Persistence, ServiceParams};
 use crate::entry::{link_of, Entry, F_TEMPLATE, NIL, NOT_QUEUED, NO_LINK, SHARD_BITS_IN_LINK, SLOT_MASK_IN_LINK};
 use crate::key::{sub_hash, Addr, Key, KIND_TMPL};
+use crate::lock::ShardLock;
 use crate::shard::Family;
 use crate::table::{millis, ConnTable};
 use crate::tcp::State;
 use crate::verdict::InVerdict;
 
-impl ConnTable {
+impl<L: ShardLock> ConnTable<L> {
     /// The destination of a persistent service's new connection (`ip_vs_sched_persist`), and
     /// the link to the template that will control it.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn persistent_dest<A: Addr>(
         &self,
-        fam: &Family<A>,
+        fam: &Family<A, L>,
         now: u64,
         k: &Key<A>,
         flow: &Flow,
@@ -42,7 +43,7 @@ impl ConnTable {
         let hct = self.client_hash(tk.proto, tk.caddr, 0);
         let ht = sub_hash(hct, tk.vaddr, tk.vport, KIND_TMPL);
         let ti = fam.index_of(hct);
-        let mut sh = fam.shards[ti].lock();
+        let mut sh = fam.hold(ti);
         if let Some(slot) = sh.find_in(ht, &tk, true) {
             let ok = sh
                 .entry(slot)
@@ -99,14 +100,14 @@ impl ConnTable {
     }
 
     /// One fewer connection controlled by the template at `link`.
-    pub(crate) fn drop_control<A: Addr>(&self, fam: &Family<A>, link: u32) {
+    pub(crate) fn drop_control<A: Addr>(&self, fam: &Family<A, L>, link: u32) {
         if link == NO_LINK {
             return;
         }
         let si = (link >> (32 - SHARD_BITS_IN_LINK)) as usize;
         let slot = link & SLOT_MASK_IN_LINK;
         if let Some(m) = fam.shards.get(si) {
-            let mut sh = m.lock();
+            let mut sh = L::hold(m);
             if sh.in_use(slot) && sh.entry(slot).is_template() {
                 let e = sh.entry_mut(slot);
                 e.link = e.link.saturating_sub(1);

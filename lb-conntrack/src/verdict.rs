@@ -120,3 +120,41 @@ pub struct Stats {
     /// Packets handled by one-packet scheduling.
     pub one_packet: u64,
 }
+
+impl Stats {
+    /// Adds `other`'s counts to these (the partitions of one table, summed).
+    pub fn merge(&mut self, other: &Stats) {
+        let Stats {
+            connections,
+            templates,
+            states,
+            created,
+            expired,
+            evicted,
+            refused,
+            rescheduled,
+            hits,
+            misses,
+            not_scheduled,
+            no_destination,
+            dest_unavailable,
+            one_packet,
+        } = other;
+        self.connections += connections;
+        self.templates += templates;
+        for (a, b) in self.states.iter_mut().zip(states) {
+            *a += b;
+        }
+        self.created += created;
+        self.expired += expired;
+        self.evicted += evicted;
+        self.refused += refused;
+        self.rescheduled += rescheduled;
+        self.hits += hits;
+        self.misses += misses;
+        self.not_scheduled += not_scheduled;
+        self.no_destination += no_destination;
+        self.dest_unavailable += dest_unavailable;
+        self.one_packet += one_packet;
+    }
+}

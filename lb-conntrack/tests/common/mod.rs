@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use lb_conntrack::{ConnInfo, ConnTable, InVerdict, OutVerdict, State};
+use lb_conntrack::{ConnInfo, ConnTable, InVerdict, OutVerdict, ShardLock, State};
 use lb_sched::{DestConfig, DestId, Flow, ForwardMethod, Protocol, SchedConfig, Service, Timestamp};
 
 /// Parses an address.
@@ -58,7 +58,7 @@ pub fn out(v: OutVerdict) -> ConnInfo {
 }
 
 /// Per destination: (active, inactive) as the table's contents say.
-pub fn counts_from_table(table: &ConnTable) -> HashMap<DestId, (u32, u32)> {
+pub fn counts_from_table<L: ShardLock>(table: &ConnTable<L>) -> HashMap<DestId, (u32, u32)> {
     let mut m: HashMap<DestId, (u32, u32)> = HashMap::new();
     table.for_each(|c| {
         let e = m.entry(c.dest).or_default();
@@ -72,7 +72,7 @@ pub fn counts_from_table(table: &ConnTable) -> HashMap<DestId, (u32, u32)> {
 }
 
 /// Asserts that every destination's counters equal the table's contents.
-pub fn assert_counters_match(table: &ConnTable, dests: &[std::sync::Arc<lb_sched::Destination>]) {
+pub fn assert_counters_match<L: ShardLock>(table: &ConnTable<L>, dests: &[std::sync::Arc<lb_sched::Destination>]) {
     let m = counts_from_table(table);
     for d in dests {
         let (a, i) = m.get(&d.id()).copied().unwrap_or_default();
