@@ -1,7 +1,7 @@
 //! `pipeline`: the whole packet path in memory (no I/O): parse, service lookup, conntrack,
 //! scheduler, rewrite. Established flows (a hit and a state update per packet) and new flows
-//! (schedule and insert), DR and NAT, 64-byte frames, on 1 and 2 workers; the burst path beside
-//! the one-frame path.
+//! (schedule and insert), DR and NAT, 64-byte frames, on 1 and 2 workers that own their
+//! connections (and one on the shared table); the burst path beside the one-frame path.
 //!
 //! cargo bench -p lb-benches --bench pipeline
 
@@ -52,10 +52,9 @@ impl BurstOutput for Discard {
     }
 }
 
-/// Runs `frames` (in a loop) through a worker in bursts of [`BURST`]; returns the time for
+/// Runs `frames` (in a loop) through worker `w` in bursts of [`BURST`]; returns the time for
 /// `iters` packets.
-fn drive_burst(pipe: &Pipeline, frames: &[Vec<u8>], iters: u64, now: &mut u64, warm_from: usize) -> Duration {
-    let mut w = Worker::new(pipe);
+fn drive_burst(w: &mut Worker<'_>, frames: &[Vec<u8>], iters: u64, now: &mut u64, warm_from: usize) -> Duration {
     w.auto_expire = false;
     w.warm_from = warm_from;
     let mut bufs = vec![vec![0u8; 128 + 2048]; BURST];
@@ -78,10 +77,9 @@ fn drive_burst(pipe: &Pipeline, frames: &[Vec<u8>], iters: u64, now: &mut u64, w
     start.elapsed()
 }
 
-/// Runs `frames` (in a loop) through a worker one at a time; returns the time for `iters`
+/// Runs `frames` (in a loop) through worker `w` one at a time; returns the time for `iters`
 /// packets.
-fn drive(pipe: &Pipeline, frames: &[Vec<u8>], iters: u64, now: &mut u64) -> Duration {
-    let mut w = Worker::new(pipe);
+fn drive(w: &mut Worker<'_>, frames: &[Vec<u8>], iters: u64, now: &mut u64) -> Duration {
     w.auto_expire = false;
     let mut buf = vec![0u8; 128 + 2048];
     let start = Instant::now();
@@ -96,57 +94,79 @@ fn drive(pipe: &Pipeline, frames: &[Vec<u8>], iters: u64, now: &mut u64) -> Dura
     start.elapsed()
 }
 
-/// Established flows: `established/*` and `established_2workers/*` through the burst path (one
-/// packet an iteration; two, one on each worker), `established_warmed/*` the burst path warming
-/// every burst whatever the table's size, `established_single/*` one frame at a time.
+/// Established flows, through workers that own their connections (a partition of the table
+/// each, as `replay` runs them): `established/*` and `established_2workers/*` through the burst
+/// path (one packet an iteration; two, one on each worker, each worker with the flows the
+/// pipeline steers to it), `established_warmed/*` the burst path warming every burst whatever
+/// the table's size, `established_single/*` one frame at a time; `established_shared/*` the
+/// burst path on a worker of the shared (locked) table.
 fn established(c: &mut Criterion) {
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(1));
     for mode in [ForwardMethod::DirectRoute, ForwardMethod::Masq] {
         let name = if mode == ForwardMethod::Masq { "nat" } else { "dr" };
         for flows in [1_000u32, 100_000, 1_000_000] {
-            let pipe = pipeline(mode, None);
             let mut now = 1_000_000_000u64;
             let syns: Vec<Vec<u8>> =
                 (0..flows).map(|i| frame(0xcb00_7100 + i, 10_000 + (i % 50_000) as u16, true)).collect();
-            drive(&pipe, &syns, u64::from(flows), &mut now);
-            drop(syns);
-            assert_eq!(pipe.table.len(), flows as usize, "every flow in the table");
             let acks: Vec<Vec<u8>> =
                 (0..flows).map(|i| frame(0xcb00_7100 + i, 10_000 + (i % 50_000) as u16, false)).collect();
+            let pipe = pipeline(mode, None);
+            let mut w = Worker::owning(&pipe);
+            drive(&mut w, &syns, u64::from(flows), &mut now);
+            assert_eq!(pipe.table.len(), flows as usize, "every flow in the table");
             // Every ACK is forwarded (checked once before timing).
             {
-                let mut w = Worker::new(&pipe);
                 let mut buf = acks[0].clone();
                 let mut fb = FrameBuf::whole(&mut buf);
                 assert_eq!(w.process(Timestamp::from_nanos(now), &mut fb, &mut |_: &[u8]| {}), Outcome::Forwarded);
             }
             g.bench_function(BenchmarkId::new(format!("established/{name}"), flows), |b| {
-                b.iter_custom(|iters| drive_burst(&pipe, &acks, iters, &mut now, WARM_FROM))
+                b.iter_custom(|iters| drive_burst(&mut w, &acks, iters, &mut now, WARM_FROM))
             });
             g.bench_function(BenchmarkId::new(format!("established_warmed/{name}"), flows), |b| {
-                b.iter_custom(|iters| drive_burst(&pipe, &acks, iters, &mut now, 0))
+                b.iter_custom(|iters| drive_burst(&mut w, &acks, iters, &mut now, 0))
             });
             g.bench_function(BenchmarkId::new(format!("established_single/{name}"), flows), |b| {
-                b.iter_custom(|iters| drive(&pipe, &acks, iters, &mut now))
+                b.iter_custom(|iters| drive(&mut w, &acks, iters, &mut now))
             });
-            // Two workers, each on the flows the pipeline steers to it (each owns its
-            // connections' table shards).
+            drop(w);
+            {
+                let shared = pipeline(mode, None);
+                let mut w = Worker::new(&shared);
+                drive(&mut w, &syns, u64::from(flows), &mut now);
+                assert_eq!(shared.table.len(), flows as usize, "every flow in the table");
+                g.bench_function(BenchmarkId::new(format!("established_shared/{name}"), flows), |b| {
+                    b.iter_custom(|iters| drive_burst(&mut w, &acks, iters, &mut now, WARM_FROM))
+                });
+            }
+            // Two workers, each owning the connections the pipeline steers to it.
             g.throughput(Throughput::Elements(2));
-            let halves: Vec<Vec<Vec<u8>>> =
-                (0..2).map(|h| acks.iter().filter(|f| pipe.steer(f, 2) == h).cloned().collect()).collect();
+            let split = |v: &[Vec<u8>]| -> Vec<Vec<Vec<u8>>> {
+                (0..2).map(|h| v.iter().filter(|f| pipe.steer(f, 2) == h).cloned().collect()).collect()
+            };
+            let (syn_halves, halves) = (split(&syns), split(&acks));
             assert!(halves.iter().all(|h| h.len() as u32 > flows / 3), "steering spreads the flows");
+            let mut ws: Vec<Worker<'_>> = syn_halves
+                .iter()
+                .map(|h| {
+                    let mut w = Worker::owning(&pipe);
+                    drive(&mut w, h, h.len() as u64, &mut now);
+                    w
+                })
+                .collect();
+            assert_eq!(pipe.table.len(), flows as usize, "every flow in one of the two partitions");
             g.bench_function(BenchmarkId::new(format!("established_2workers/{name}"), flows), |b| {
                 b.iter_custom(|iters| {
                     let base = now;
                     let t = std::thread::scope(|s| {
-                        let hs: Vec<_> = halves
-                            .iter()
-                            .map(|half| {
-                                let pipe = &pipe;
+                        let hs: Vec<_> = ws
+                            .iter_mut()
+                            .zip(&halves)
+                            .map(|(w, half)| {
                                 s.spawn(move || {
                                     let mut n = base;
-                                    drive_burst(pipe, half, iters, &mut n, WARM_FROM)
+                                    drive_burst(w, half, iters, &mut n, WARM_FROM)
                                 })
                             })
                             .collect();
@@ -174,10 +194,10 @@ fn new_flows(c: &mut Criterion) {
             (0..1u32 << 20).map(|i| frame(0xc000_0000 + i * 7919, 1024 + (i % 60_000) as u16, true)).collect();
         let mut now = 1_000_000_000u64;
         let mut k = 0u64;
+        let mut w = Worker::owning(&pipe);
+        w.auto_expire = false;
         g.bench_function(BenchmarkId::new(format!("new_flows/{name}"), "steady"), |b| {
             b.iter_custom(|iters| {
-                let mut w = Worker::new(&pipe);
-                w.auto_expire = false;
                 let mut buf = vec![0u8; 128 + 2048];
                 let start = Instant::now();
                 for _ in 0..iters {
@@ -187,7 +207,7 @@ fn new_flows(c: &mut Criterion) {
                     let mut fb = FrameBuf::new(&mut buf, 128, f.len()).unwrap();
                     now += 10_000;
                     if k.is_multiple_of(1024) {
-                        pipe.expire(Timestamp::from_nanos(now));
+                        w.expire(Timestamp::from_nanos(now));
                     }
                     black_box(w.process(Timestamp::from_nanos(now), &mut fb, &mut |_: &[u8]| {}));
                 }

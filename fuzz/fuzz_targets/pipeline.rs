@@ -102,7 +102,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mtu_choice, mut rest)) = data.split_first() else { return };
     let mtu = [1500, 1280, 576, 9000][usize::from(mtu_choice & 3)];
     let pipe = Pipeline::new(&config(mtu), &|_| None).expect("the fixed configuration is valid");
-    let mut worker = Worker::new(&pipe);
+    // Bit 2 of the first byte: a worker that owns its connections (a partition, no lock).
+    let mut worker = if mtu_choice & 4 != 0 { Worker::owning(&pipe) } else { Worker::new(&pipe) };
     let mut buf = vec![0u8; HEADROOM + 65_536];
     let mut now = Timestamp::from_secs(1_700_000_000);
     while let [kind, dt, tail @ ..] = rest {
@@ -119,7 +120,7 @@ fuzz_target!(|data: &[u8]| {
 
         buf[HEADROOM..HEADROOM + frame.len()].copy_from_slice(frame);
         let mut fb = FrameBuf::new(&mut buf, HEADROOM, frame.len()).unwrap();
-        pipe.expire(now);
+        worker.expire(now);
         let before = worker.counters.clone();
         let mut sunk = 0u64;
         let outcome = worker.process(now, &mut fb, &mut |_: &[u8]| sunk += 1);

@@ -273,7 +273,7 @@ impl Report {
         for (si, d) in pipe.removed() {
             push(si, &d, true);
         }
-        let ts = pipe.table.stats();
+        let ts = res.table_stats(pipe);
         let states = State::ALL
             .iter()
             .filter(|s| ts.states[**s as usize] > 0)

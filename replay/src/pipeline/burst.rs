@@ -45,7 +45,7 @@ impl Worker<'_> {
     pub fn process_burst(&mut self, frames: &mut [(Timestamp, FrameBuf<'_>)], out: &mut dyn BurstOutput) {
         for (b, chunk) in frames.chunks_mut(BURST).enumerate() {
             let base = b * BURST;
-            if chunk.len() < 2 || self.p.table.len() < self.warm_from {
+            if chunk.len() < 2 || self.table_len() < self.warm_from {
                 // Nothing worth warming: each frame straight through.
                 for (i, (now, fb)) in chunk.iter_mut().enumerate() {
                     let o = self.process(*now, fb, &mut |f: &[u8]| out.emit(base + i, f));
@@ -83,7 +83,7 @@ impl Worker<'_> {
                 }
                 *slot = Some((r, hint));
             }
-            self.warmth = self.warmth.wrapping_add(self.p.table.warm(&warm[..n]));
+            self.warm(&warm[..n]);
             for (i, ((now, fb), pkt)) in chunk.iter_mut().zip(parsed).enumerate() {
                 let Some((pkt, hint)) = pkt else { continue };
                 let o = self.dispatch(*now, fb, pkt, hint, &mut |f: &[u8]| out.emit(base + i, f));

@@ -202,7 +202,9 @@ pub struct Pipeline {
     pub(super) vips: Vec<((u8, IpAddr, u16), usize)>,
     /// The catch-all service of each family (IPv4, IPv6), if any.
     pub(crate) any: [Option<usize>; 2],
-    /// The connection table.
+    /// The connection table: shared by the workers made with [`super::Worker::new`]; the
+    /// parent of the partitions of those made with [`super::Worker::owning`] (its `len` counts
+    /// theirs too).
     pub table: ConnTable,
     pub(super) macs: AHashMap<IpAddr, MacAddr>,
     /// The same pairs as `macs`, searched in order when there are few of them.
@@ -442,7 +444,8 @@ impl Pipeline {
         Ok(done)
     }
 
-    /// Expires idle connections (call it as time passes; the worker does every 1024 frames).
+    /// Expires idle connections of the shared table (call it as time passes; a worker does every
+    /// 1024 frames; a worker that owns its connections expires them itself, [`super::Worker::expire`]).
     pub fn expire(&self, now: Timestamp) {
         self.table.expire(now);
     }

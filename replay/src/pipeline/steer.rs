@@ -1,19 +1,23 @@
 //! Steering: which worker a frame belongs to, so that each worker owns its connections.
 //!
-//! A connection lives in the connection table's shard of its client (protocol, address, port):
-//! its entry, and the "out" index its NAT replies use ([`lb_conntrack::ConnTable::shard_of`]).
 //! [`Pipeline::steer`] finds a frame's client side (the source of a request to a virtual
 //! service, the destination of a reply from one; for an ICMP error, the connection of the
-//! packet it quotes) and returns the worker that owns that shard: shard `s` belongs to worker
-//! `s % workers`. Every packet of a connection, in both directions, reaches the same worker, and
-//! the workers share no shard, so no lock or table cache line moves between their cores.
+//! packet it quotes) and returns the worker that owns it. Every packet of a connection, in both
+//! directions, and every ICMP error about it, reaches the same worker. With workers that own
+//! their connections ([`Worker::owning`](super::Worker::owning): a partition of the table each,
+//! no lock) that is what makes them correct; with workers on the shared table it is for speed:
+//! the worker is the one that owns the client's lock shard of the table
+//! ([`lb_conntrack::ConnTable::shard_of`], shard `s` belongs to worker `s % workers`), so no lock
+//! or table cache line moves between their cores (any worker may process any frame correctly).
 //!
 //! A service with persistence keeps a client on one worker: its frames are steered by the
-//! client's address under the persistence netmask, port 0 (so its template is met by one
-//! worker). Frames no service claims by address (a catch-all `--vip any` service, which tells
-//! a reply from a request only by the table) go by a symmetric hash of their flow (both
-//! directions together), as do all frames when there are more workers than shards. Steering is
-//! for speed: any worker may process any frame, correctly.
+//! client's address under the persistence netmask, port 0, so its template and all its
+//! connections are met by one worker. Frames no service claims by address (a catch-all
+//! `--vip any` service, which tells a reply from a request only by the table) go by a symmetric
+//! hash of their flow (both directions together), which keeps a connection on one worker but
+//! not a client: a persistent catch-all service cannot be partitioned
+//! ([`Pipeline::can_partition`]). When there are more workers than shards, a symmetric hash of
+//! the client side stands in for the shard.
 
 use std::net::IpAddr;
 
@@ -33,10 +37,21 @@ impl Pipeline {
         // ICMP errors go with the connection they quote.
         let flow = p.quote(frame).map_or(p.flow(), |q| *q.flow());
         let shards = self.table.shard_count();
-        match self.client_side(&flow).and_then(|f| self.table.shard_of(&f)) {
-            Some(shard) if shards >= workers => shard % workers,
-            _ => (symmetric_hash(&flow) % workers as u64) as usize,
+        match self.client_side(&flow) {
+            Some(f) => match self.table.shard_of(&f) {
+                Some(shard) if shards >= workers => shard % workers,
+                _ => (symmetric_hash(&f) % workers as u64) as usize,
+            },
+            None => (symmetric_hash(&flow) % workers as u64) as usize,
         }
+    }
+
+    /// Whether [`Pipeline::steer`] keeps every connection and every persistent client on one
+    /// worker, so that workers may own their connections ([`Worker::owning`](super::Worker::owning)):
+    /// true unless a catch-all service (`--vip any`) has persistence (its clients are told from
+    /// the addresses they talk to only by the table).
+    pub fn can_partition(&self) -> bool {
+        !self.any.iter().flatten().any(|&i| self.services[i].params.persistence.is_some())
     }
 
     /// `flow` as its client sent it (client → virtual service), when a service claims it by

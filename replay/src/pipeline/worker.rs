@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
 
-use lb_conntrack::{ConnInfo, InVerdict, NotScheduled, OutVerdict};
+use lb_conntrack::{ConnInfo, ConnTable, InVerdict, NotScheduled, OutVerdict, Partition, Stats};
 use lb_rewrite::{
     build_time_exceeded, build_too_big, dnat, dr, nat_icmp_in, nat_icmp_out, parse, snat, tun, DiscardFragments, Encap,
     FragmentSink, FrameBuf, MacAddr, NextHop, Packet, ReplySource, RewriteError, Tunnel, Verdict,
@@ -14,18 +14,45 @@ use lb_sched::{Flow, ForwardMethod, Timestamp};
 use super::services::fam;
 use super::{Counters, DropReason, Outcome, Pipeline};
 
+/// The connection table a worker uses.
+#[derive(Debug)]
+enum Conns<'p> {
+    /// The pipeline's shared table: any worker may process any frame.
+    Shared(&'p ConnTable),
+    /// A partition this worker owns: every frame of its connections must reach it.
+    Owned(Box<Partition>),
+}
+
+/// `$body` with `$t` bound to the worker's connection table, whichever kind it is (the same
+/// methods on both: one branch, always predicted, where the shared table takes a lock).
+macro_rules! conns {
+    ($w:expr, |$t:ident| $body:expr) => {
+        match &$w.conns {
+            Conns::Shared($t) => $body,
+            Conns::Owned($t) => $body,
+        }
+    };
+}
+
 /// A worker: processes frames through a shared [`Pipeline`], counting.
+///
+/// Its connections live either in the pipeline's shared table ([`Worker::new`]: any worker may
+/// process any frame, each packet takes its shard's lock) or in a partition the worker owns
+/// ([`Worker::owning`]: no lock on any packet; the caller steers every frame to the worker that
+/// owns its connection, with [`Pipeline::steer`]).
 #[derive(Debug)]
 pub struct Worker<'p> {
     pub(super) p: &'p Pipeline,
+    conns: Conns<'p>,
     /// This worker's counters.
     pub counters: Counters,
     reply: Box<[u8]>,
     since_expire: u32,
     /// Whether [`Worker::process`] runs the connection table's expiry itself (every 1024
-    /// frames, at the frame's time). A driver with several workers turns it off and expires at
-    /// the time all workers have reached, so no worker's clock expires another's connections
-    /// early.
+    /// frames, at the frame's time). A driver with several workers on the shared table turns it
+    /// off and expires at the time all workers have reached, so no worker's clock expires
+    /// another's connections early; a worker that owns its connections expires them on its own
+    /// clock.
     pub auto_expire: bool,
     /// From this many connections in the table, [`Worker::process_burst`] warms each burst's
     /// lookups before handling it (default [`super::WARM_FROM`]; 0: always, `usize::MAX`:
@@ -123,10 +150,26 @@ fn mac_at(frame: &[u8], at: usize) -> MacAddr {
 }
 
 impl<'p> Worker<'p> {
-    /// A worker on `p`.
+    /// A worker on `p` whose connections live in `p`'s shared table.
     pub fn new(p: &'p Pipeline) -> Self {
+        Self::with(p, Conns::Shared(&p.table))
+    }
+
+    /// A worker on `p` that owns its connections: they live in a new partition of `p`'s table
+    /// ([`lb_conntrack::Partition`]) that only this worker sees, so no packet takes a lock. The
+    /// caller hands it every frame [`Pipeline::steer`] gives it and no other (a frame of a
+    /// connection another worker owns would not find it), and only when
+    /// [`Pipeline::can_partition`] says steering keeps each connection, and each persistent
+    /// client, on one worker. The partitions share the table's bound and the destinations'
+    /// counts.
+    pub fn owning(p: &'p Pipeline) -> Self {
+        Self::with(p, Conns::Owned(Box::new(p.table.partition())))
+    }
+
+    fn with(p: &'p Pipeline, conns: Conns<'p>) -> Self {
         Worker {
             p,
+            conns,
             counters: Counters::default(),
             reply: vec![0u8; 2048].into_boxed_slice(),
             since_expire: 0,
@@ -134,6 +177,56 @@ impl<'p> Worker<'p> {
             warm_from: super::WARM_FROM,
             warmth: 0,
         }
+    }
+
+    /// Whether this worker owns its connections ([`Worker::owning`]).
+    pub fn owns_connections(&self) -> bool {
+        matches!(self.conns, Conns::Owned(_))
+    }
+
+    /// The partition this worker owns, if it does ([`Worker::owning`]): its statistics are
+    /// its own (add them to the shared table's with [`Stats::merge`]).
+    pub fn partition(&self) -> Option<&Partition> {
+        match &self.conns {
+            Conns::Owned(t) => Some(t),
+            Conns::Shared(_) => None,
+        }
+    }
+
+    /// The partition this worker owns, if it does, for the caller to keep: what it holds stays
+    /// counted at the destinations while it lives (dropping it gives that back).
+    pub fn into_partition(self) -> Option<Partition> {
+        match self.conns {
+            Conns::Owned(t) => Some(*t),
+            Conns::Shared(_) => None,
+        }
+    }
+
+    /// The statistics of the connections this worker's table holds: its partition's, or the
+    /// shared table's.
+    pub fn table_stats(&self) -> Stats {
+        conns!(self, |t| t.stats())
+    }
+
+    /// Expires the idle connections of this worker's table at `now`: its partition, or the
+    /// shared table.
+    pub fn expire(&mut self, now: Timestamp) {
+        conns!(self, |t| {
+            t.expire(now);
+        })
+    }
+
+    /// Entries in this worker's table and every table sharing its bound.
+    #[inline]
+    pub(super) fn table_len(&self) -> usize {
+        conns!(self, |t| t.len())
+    }
+
+    /// Warms the table entries of `flows` (see [`lb_conntrack::ConnTable::warm`]).
+    #[inline]
+    pub(super) fn warm(&mut self, flows: &[Flow]) {
+        let w = conns!(self, |t| t.warm(flows));
+        self.warmth = self.warmth.wrapping_add(w);
     }
 
     /// Counts a drop and returns its outcome.
@@ -158,7 +251,7 @@ impl<'p> Worker<'p> {
         self.since_expire += 1;
         if self.auto_expire && self.since_expire >= 1024 {
             self.since_expire = 0;
-            self.p.table.expire(now);
+            self.expire(now);
         }
     }
 
@@ -227,7 +320,7 @@ impl<'p> Worker<'p> {
         let p = self.p;
         let i = p.any[usize::from(flow.is_ipv6())]?;
         // A catch-all service tells replies from requests by the connection they belong to.
-        if p.table.lookup_in(now, &flow.reversed()).is_some() {
+        if conns!(self, |t| t.lookup_in(now, &flow.reversed())).is_some() {
             Some(Class::Reply(i))
         } else {
             Some(Class::Request(i))
@@ -249,7 +342,7 @@ impl<'p> Worker<'p> {
             return self.count_drop(DropReason::NotUnicast);
         }
         let rt = &self.p.services[si];
-        let v = self.p.table.input(now, flow, pkt.tcp_flags().0, &rt.svc, &rt.params);
+        let v = conns!(self, |t| t.input(now, flow, pkt.tcp_flags().0, &rt.svc, &rt.params));
         match v {
             InVerdict::Forward(c) | InVerdict::OnePacket(c) => self.forward(si, &c, buf, pkt, false, sink),
             InVerdict::NotScheduled(NotScheduled::Rst) => self.count_drop(DropReason::RstWithoutConnection),
@@ -275,7 +368,7 @@ impl<'p> Worker<'p> {
             self.counters.replies_skipped += 1;
             return Outcome::ReplySkipped;
         }
-        let Some(c) = self.p.table.lookup_in(now, &flow.reversed()) else {
+        let Some(c) = conns!(self, |t| t.lookup_in(now, &flow.reversed())) else {
             return self.count_drop(DropReason::ReplyWithoutConnection);
         };
         if c.fwd != ForwardMethod::Masq {
@@ -286,7 +379,7 @@ impl<'p> Worker<'p> {
         // through the OUTPUT side of its connection's state machine. The capture says which
         // connection it is (the virtual address the client saw), so it is taken by that key:
         // the real server's tuple alone may be shared by two connections of one client port.
-        let c = match self.p.table.output_for_client(now, &flow.reversed(), pkt.tcp_flags().0) {
+        let c = match conns!(self, |t| t.output_for_client(now, &flow.reversed(), pkt.tcp_flags().0)) {
             OutVerdict::Forward(c) => c,
             OutVerdict::NoConnection => return self.count_drop(DropReason::ReplyWithoutConnection),
         };
@@ -304,7 +397,7 @@ impl<'p> Worker<'p> {
         flow: &Flow,
         sink: &mut dyn FnMut(&[u8]),
     ) -> Option<Outcome> {
-        let c = match self.p.table.output(now, flow, pkt.tcp_flags().0) {
+        let c = match conns!(self, |t| t.output(now, flow, pkt.tcp_flags().0)) {
             OutVerdict::Forward(c) if c.fwd == ForwardMethod::Masq => c,
             _ => return None,
         };
@@ -354,7 +447,7 @@ impl<'p> Worker<'p> {
         };
         // About a reply the client received (quoted: virtual service -> client): from the client
         // side, toward the real server.
-        if let Some(c) = self.p.table.lookup_in(now, &q.reversed()) {
+        if let Some(c) = conns!(self, |t| t.lookup_in(now, &q.reversed())) {
             let Some(si) = service_of(&c, self.p) else {
                 return self.count_drop(DropReason::IcmpWithoutConnection);
             };
@@ -362,7 +455,7 @@ impl<'p> Worker<'p> {
         }
         // About a request (quoted: client -> virtual service), travelling to the client: the
         // reply direction.
-        if let Some(c) = self.p.table.lookup_in(now, &q) {
+        if let Some(c) = conns!(self, |t| t.lookup_in(now, &q)) {
             if c.fwd != ForwardMethod::Masq {
                 self.counters.replies_skipped += 1;
                 return Outcome::ReplySkipped;

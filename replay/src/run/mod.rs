@@ -166,6 +166,21 @@ pub struct RunResult {
     /// Set when the capture could not be read again for another loop (the loops before it
     /// were replayed).
     pub input_error: Option<CaptureError>,
+    /// The connection-table partitions the workers owned ([`Worker::owning`]; none when they
+    /// used the pipeline's shared table), kept so that what they hold is still counted at the
+    /// destinations when the report is made. Their statistics add to the shared table's.
+    pub partitions: Vec<lb_conntrack::Partition>,
+}
+
+impl RunResult {
+    /// The connection table's statistics: the shared table's and every partition's, summed.
+    pub fn table_stats(&self, pipe: &Pipeline) -> lb_conntrack::Stats {
+        let mut s = pipe.table.stats();
+        for p in &self.partitions {
+            s.merge(&p.stats());
+        }
+        s
+    }
 }
 
 /// Headroom left in front of each frame for encapsulation.
@@ -434,7 +449,12 @@ fn drive<'a, S: Source + ?Sized>(
     let mut events = cfg.events.clone();
     events.sort_by_key(|e| e.at);
     let barrier = Barrier::new(workers);
-    // Each worker's current capture time: connections are expired at the earliest of them.
+    // Each worker owns its connections (a partition of the table: no lock on any packet) when
+    // steering keeps every connection and persistent client on one worker; otherwise they share
+    // the pipeline's table.
+    let owned = workers == 1 || pipe.can_partition();
+    // Each worker's current capture time: the shared table's connections are expired at the
+    // earliest of them (a worker that owns its connections expires them on its own clock).
     let clocks: Vec<AtomicU64> = (0..workers).map(|_| AtomicU64::new(0)).collect();
     let applied = Mutex::new(Vec::new());
     let emitted = AtomicU64::new(0);
@@ -464,7 +484,7 @@ fn drive<'a, S: Source + ?Sized>(
         chunk_bytes: chunk_bytes(workers),
     };
     let start = Instant::now();
-    let (counters, end): (Vec<Counters>, ReadEnd) = std::thread::scope(|s| {
+    let (counters, end): (Vec<(Counters, Option<lb_conntrack::Partition>)>, ReadEnd) = std::thread::scope(|s| {
         if cfg.progress {
             s.spawn(|| progress(&done, &finished));
         }
@@ -477,7 +497,7 @@ fn drive<'a, S: Source + ?Sized>(
                 let (barrier, applied, emitted, done, events, clocks) =
                     (&barrier, &applied, &emitted, &done, &events, &clocks);
                 s.spawn(move || {
-                    let mut worker = Worker::new(pipe);
+                    let mut worker = if owned { Worker::owning(pipe) } else { Worker::new(pipe) };
                     worker.auto_expire = false;
                     // A burst's frames, each behind its headroom (grown for larger frames).
                     let mut arena = vec![0u8; BURST * (HEADROOM + 2048)];
@@ -529,8 +549,12 @@ fn drive<'a, S: Source + ?Sized>(
                             let last = items[items.len() - 1].ts;
                             clocks[wi].store(last, Relaxed);
                             if sent / 1024 != (sent + items.len() as u64) / 1024 {
-                                let min = clocks.iter().map(|c| c.load(Relaxed)).min().unwrap_or(last);
-                                pipe.expire(Timestamp::from_nanos(min));
+                                if owned {
+                                    worker.expire(Timestamp::from_nanos(last));
+                                } else {
+                                    let min = clocks.iter().map(|c| c.load(Relaxed)).min().unwrap_or(last);
+                                    pipe.expire(Timestamp::from_nanos(min));
+                                }
                             }
                             // Each frame behind its headroom, one after another in the arena.
                             let need: usize = items.iter().map(|it| HEADROOM + it.len as usize).sum();
@@ -583,7 +607,8 @@ fn drive<'a, S: Source + ?Sized>(
                     sink.flush();
                     clocks[wi].store(u64::MAX, Relaxed);
                     drop(sink);
-                    worker.counters
+                    let counters = std::mem::take(&mut worker.counters);
+                    (counters, worker.into_partition())
                 })
             })
             .collect();
@@ -594,8 +619,10 @@ fn drive<'a, S: Source + ?Sized>(
         (counters, end)
     });
     let mut merged = Counters::default();
-    for c in &counters {
-        merged.merge(c);
+    let mut partitions = Vec::new();
+    for (c, p) in counters {
+        merged.merge(&c);
+        partitions.extend(p);
     }
     let mut applied = applied.into_inner().unwrap_or_else(|e| e.into_inner());
     applied.sort_by_key(|e| e.0);
@@ -607,6 +634,7 @@ fn drive<'a, S: Source + ?Sized>(
         stopped: stop.load(Relaxed),
         span: Duration::from_nanos(end.span),
         input_error: end.error,
+        partitions,
     }
 }
 

@@ -349,6 +349,7 @@ pub fn run(cli: Cli) -> Result<()> {
         stopped: true,
         span: elapsed,
         input_error: None,
+        partitions: Vec::new(),
     };
     let mut report = Report::new(&info, &format!("{iface} (live)"), 1, &pipe, &res);
     report.output = Some(OutputReport {
