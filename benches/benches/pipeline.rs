@@ -40,6 +40,11 @@ fn pipeline(mode: ForwardMethod, syn_recv_timeout: Option<Duration>) -> Pipeline
     Pipeline::new(&cfg, &|_| None).unwrap()
 }
 
+/// A value alone on its cache lines (128 bytes: a line and the one the adjacent-line
+/// prefetcher pairs with it).
+#[repr(align(128))]
+struct Apart<T>(T);
+
 /// Discards what a burst produced (its outcomes kept from the optimiser).
 struct Discard;
 
@@ -147,12 +152,14 @@ fn established(c: &mut Criterion) {
             };
             let (syn_halves, halves) = (split(&syns), split(&acks));
             assert!(halves.iter().all(|h| h.len() as u32 > flows / 3), "steering spreads the flows");
-            let mut ws: Vec<Worker<'_>> = syn_halves
+            // Each worker on cache lines of its own (two workers side by side in a vector would
+            // write to a line they share: false sharing, not the pipeline's cost).
+            let mut ws: Vec<Apart<Worker<'_>>> = syn_halves
                 .iter()
                 .map(|h| {
                     let mut w = Worker::owning(&pipe);
                     drive(&mut w, h, h.len() as u64, &mut now);
-                    w
+                    Apart(w)
                 })
                 .collect();
             assert_eq!(pipe.table.len(), flows as usize, "every flow in one of the two partitions");
@@ -166,7 +173,7 @@ fn established(c: &mut Criterion) {
                             .map(|(w, half)| {
                                 s.spawn(move || {
                                     let mut n = base;
-                                    drive_burst(w, half, iters, &mut n, WARM_FROM)
+                                    drive_burst(&mut w.0, half, iters, &mut n, WARM_FROM)
                                 })
                             })
                             .collect();
