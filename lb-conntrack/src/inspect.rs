@@ -98,7 +98,9 @@ impl<L: ShardLock> ConnTable<L> {
         }
     }
 
-    /// Calls `f` with every connection (templates excluded), shard by shard.
+    /// Calls `f` with every connection (templates excluded), shard by shard. Each shard is held
+    /// while `f` sees its connections: `f` must not use this table (a locked table would wait
+    /// on itself; a partition would find the shard already held, and panic).
     pub fn for_each(&self, mut f: impl FnMut(&ConnInfo)) {
         #[inline]
         fn go<A: Addr, L: ShardLock>(fam: &Family<A, L>, f: &mut dyn FnMut(&ConnInfo)) {
