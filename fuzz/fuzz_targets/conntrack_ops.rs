@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arbitrary::Arbitrary;
-use lb_conntrack::{Config, ConnInfo, ConnTable, Persistence, ServiceParams, State, Timeouts};
+use lb_conntrack::{Config, ConnInfo, ConnTable, Persistence, ServiceParams, ShardLock, State, Timeouts};
 use lb_sched::{
     registry, DestConfig, DestId, Destination, Flow, ForwardMethod, Protocol, SchedConfig, Service, Timestamp,
 };
@@ -30,7 +30,8 @@ struct Setup {
     sched: u8,
     fwd: u8,
     capacity: u8,
-    /// Lock shards per family: 1, 2, 4 or 8.
+    /// Lock shards per family: 1, 2, 4 or 8 (bits 0-1); bit 2: the operations go to a partition
+    /// of the table (one thread's, no lock) instead of the shared table.
     shards: u8,
     sloppy_tcp: bool,
     secure_tcp: bool,
@@ -130,7 +131,7 @@ fn reply(c: &ConnInfo) -> Flow {
 }
 
 /// Every invariant that holds between operations.
-fn assert_consistent(table: &ConnTable, dests: &[Arc<Destination>], capacity: usize) {
+fn assert_consistent<L: ShardLock>(table: &ConnTable<L>, dests: &[Arc<Destination>], capacity: usize) {
     let mut by_dest: HashMap<DestId, (u32, u32)> = HashMap::new();
     let mut n = 0u64;
     table.for_each(|c| {
@@ -180,7 +181,7 @@ fuzz_target!(|input: (Setup, Vec<Op>)| {
         }
     }
     let capacity = usize::from(setup.capacity);
-    let table = ConnTable::new(Config {
+    let shared = ConnTable::new(Config {
         max_connections: capacity,
         sloppy_tcp: setup.sloppy_tcp,
         secure_tcp: setup.secure_tcp,
@@ -200,16 +201,35 @@ fuzz_target!(|input: (Setup, Vec<Op>)| {
         one_packet: setup.one_packet,
         catch_all: setup.catch_all,
     };
-    let mut now = Timestamp::from_nanos(setup.start);
+    let now = Timestamp::from_nanos(setup.start);
+    if setup.shards & 4 != 0 {
+        let part = shared.partition();
+        run(&part, &svc, &params, &mut dests, capacity, now, ops);
+        assert_eq!(shared.len(), part.len(), "the table counts its partition's entries");
+    } else {
+        run(&shared, &svc, &params, &mut dests, capacity, now, ops);
+    }
+});
+
+#[allow(clippy::too_many_arguments)]
+fn run<L: ShardLock>(
+    table: &ConnTable<L>,
+    svc: &Service,
+    params: &ServiceParams,
+    dests: &mut Vec<Arc<Destination>>,
+    capacity: usize,
+    mut now: Timestamp,
+    ops: Vec<Op>,
+) {
     for op in ops.into_iter().take(256) {
         match op {
             Op::In(p) => {
-                let _ = table.input(now, &flow(&p), p.flags, &svc, &params);
+                let _ = table.input(now, &flow(&p), p.flags, svc, params);
             }
             Op::Batch(pkts) => {
                 let batch: Vec<(Flow, u8)> = pkts.iter().take(80).map(|p| (flow(p), p.flags)).collect();
                 let mut out = vec![lb_conntrack::InVerdict::Refused; batch.len()];
-                table.input_batch(now, &batch, &svc, &params, &mut out);
+                table.input_batch(now, &batch, svc, params, &mut out);
             }
             Op::Out { pkt, by_client } => {
                 let f = flow(&pkt);
@@ -267,6 +287,6 @@ fuzz_target!(|input: (Setup, Vec<Op>)| {
                 }
             }
         }
-        assert_consistent(&table, &dests, capacity);
+        assert_consistent(table, dests, capacity);
     }
-});
+}
