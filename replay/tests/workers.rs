@@ -141,3 +141,46 @@ fn shared_captures_same_frames_on_one_and_two_workers() {
         same_frames(&Capture::open(&dir.join(name)).unwrap(), name);
     }
 }
+
+/// With persistence (a /24 netmask) and rr, every frame of a client network goes to one real
+/// server (per protocol and virtual address; per network alone for a catch-all service), however
+/// many workers replay the capture: services by address are replayed by workers that own their
+/// connections (steering keeps a network on one worker, with its template), a persistent
+/// catch-all service by workers sharing the table (`Pipeline::can_partition` is false for it).
+#[test]
+fn persistence_holds_on_any_number_of_workers() {
+    use std::collections::{HashMap, HashSet};
+    let cap = synthetic();
+    for catch_all in [false, true] {
+        let mut cfg = config("rr", ForwardMethod::DirectRoute, !catch_all);
+        for s in &mut cfg.services {
+            s.persistence = Some(lb_conntrack::Persistence { v4_prefix: 24, ..lb_conntrack::Persistence::default() });
+        }
+        for workers in [1usize, 2, 3, 4] {
+            let pipe = pipeline(&cfg);
+            assert_eq!(pipe.can_partition(), !catch_all);
+            let rec = Recorder::default();
+            let res = run(&mut cap.source(), &pipe, &RunConfig::new(workers), &rec);
+            // IPv4 frames only (the capture's clients are IPv4): client network, protocol and
+            // virtual address → the real servers (destination MACs) it reached.
+            let mut servers: HashMap<(Vec<u8>, u8, Vec<u8>), HashSet<u8>> = HashMap::new();
+            let frames = rec.0.into_inner().unwrap();
+            for (_, f) in &frames {
+                let key = if catch_all {
+                    (f[26..29].to_vec(), 0, Vec::new())
+                } else {
+                    (f[26..29].to_vec(), f[23], f[30..34].to_vec())
+                };
+                servers.entry(key).or_default().insert(f[5]);
+            }
+            assert_eq!(frames.len() as u64, res.counters.forwarded);
+            assert!(res.counters.forwarded >= 600, "{workers} workers: {}", res.counters.forwarded);
+            let moved: Vec<_> = servers.iter().filter(|(_, s)| s.len() > 1).collect();
+            assert!(moved.is_empty(), "catch-all {catch_all}, {workers} workers: networks on two servers: {moved:?}");
+            let used: HashSet<u8> = servers.values().flatten().copied().collect();
+            assert!(used.len() > 1, "catch-all {catch_all}, {workers} workers: rr used one server only");
+            // The report's templates: one per network (and protocol and service).
+            assert_eq!(res.table_stats(&pipe).templates as usize, servers.len(), "{workers} workers");
+        }
+    }
+}
