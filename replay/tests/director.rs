@@ -151,6 +151,15 @@ impl Director {
     fn stderr(&self) -> String {
         self.err.lock().unwrap().clone()
     }
+    /// SIGHUP; returns once the director's standard error says `expect` (at most 5 s).
+    fn reload(&self, expect: &str) {
+        self.signal("-HUP");
+        let start = Instant::now();
+        while !self.stderr().contains(expect) {
+            assert!(start.elapsed() < Duration::from_secs(5), "no {expect:?} after SIGHUP: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     /// SIGINT; the exit status and the report on standard output.
     fn stop(mut self) -> (i32, String) {
         self.signal("-INT");
@@ -274,14 +283,6 @@ fn sighup_drains_removes_and_revives_a_server_under_a_transfer() {
     };
     write(&[(S1, 1), (S2, 1)]);
     let d = net.director(&["--rules", rules.to_str().unwrap(), "--json"]);
-    let hup = |expect: &str| {
-        d.signal("-HUP");
-        let start = Instant::now();
-        while !d.stderr().contains(expect) {
-            assert!(start.elapsed() < Duration::from_secs(5), "no {expect:?} after SIGHUP: {}", d.stderr());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
     // A slow download of the 8 MiB file (about 8 s at 1 MB/s), through a small receive buffer
     // so the client keeps acknowledging as it reads (it cannot take the file in at once and go
     // quiet while the server is removed).
@@ -314,16 +315,16 @@ fn sighup_drains_removes_and_revives_a_server_under_a_transfer() {
         assert_eq!(net.served(y_i, "/"), before + 10, "{what}");
     };
     std::fs::write(&rules, "-A -t nonsense\n").unwrap();
-    hup("the running configuration is kept");
+    d.reload("the running configuration is kept");
     write(&[(x, 0), (y, 1)]);
-    hup(&format!("{x} weight 1 -> 0"));
+    d.reload(&format!("{x} weight 1 -> 0"));
     only_y("drained");
     write(&[(y, 1)]);
-    hup(&format!("{x} removed"));
+    d.reload(&format!("{x} removed"));
     only_y("removed");
     std::thread::sleep(Duration::from_millis(500));
     write(&[(x, 1), (y, 1)]);
-    hup(&format!("{x} added"));
+    d.reload(&format!("{x} added"));
     let out = long.wait_with_output().unwrap();
     let (code, report) = d.stop();
     assert_eq!(
@@ -454,22 +455,9 @@ fn an_unresolvable_server_is_reported_and_skipped() {
     assert_eq!(code, 0);
 }
 
-/// Starts dumpcap on `ns`'s eth0 into `file`; returns once it writes.
+/// Starts dumpcap on `h`'s eth0 into `file`; returns once it writes.
 fn capture(net: &Net, h: &str, file: &Path, filter: &str) -> Child {
-    let _ = std::fs::remove_file(file);
-    let child = Command::new("ip")
-        .args(["netns", "exec", &net.ns(h), "dumpcap", "-q", "-i", "eth0", "-f", filter, "-w"])
-        .arg(file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("dumpcap");
-    let start = Instant::now();
-    while std::fs::metadata(file).map_or(true, |m| m.len() == 0) && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    child
+    start_dumpcap(&net.ns(h), "eth0", file, filter)
 }
 
 fn stop_capture(mut c: Child) {
@@ -635,23 +623,15 @@ fn sighup_adds_and_removes_virtual_services() {
             Err(String::from_utf8_lossy(&o.stderr).to_string())
         }
     };
-    let hup = |expect: &str| {
-        d.signal("-HUP");
-        let start = Instant::now();
-        while !d.stderr().contains(expect) {
-            assert!(start.elapsed() < Duration::from_secs(5), "no {expect:?} after SIGHUP: {}", d.stderr());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
     assert!(get(VIP2).is_err(), "no service for {VIP2} yet");
     std::fs::write(&rules, format!("{one}{two}")).unwrap();
-    hup(&format!("service tcp {VIP2}:80 added"));
+    d.reload(&format!("service tcp {VIP2}:80 added"));
     for i in 0..4 {
         assert_eq!(get(VIP2).unwrap_or_else(|e| panic!("{VIP2} request {i}: {e}\n{}", d.stderr())), "s2");
         assert!(get(VIP).is_ok(), "{VIP} request {i}");
     }
     std::fs::write(&rules, &two).unwrap();
-    hup(&format!("service tcp {VIP}:80 removed"));
+    d.reload(&format!("service tcp {VIP}:80 removed"));
     let refused = get(VIP).expect_err("a removed service still answers");
     assert!(refused.contains("connect") || refused.contains("refused") || refused.contains("reset"), "{refused}");
     assert_eq!(get(VIP2).unwrap(), "s2");

@@ -62,20 +62,7 @@ impl Link {
     }
     /// Starts a capture on the real server's end; returns it once it is running.
     fn capture(&self, file: &Path, filter: &str) -> Child {
-        let _ = std::fs::remove_file(file);
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(), "dumpcap", "-q", "-i", &format!("{}-r", self.name), "-f", filter, "-w"])
-            .arg(file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("dumpcap");
-        let start = Instant::now();
-        while std::fs::metadata(file).map_or(true, |m| m.len() == 0) && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        child
+        start_dumpcap(&self.ns(), &format!("{}-r", self.name), file, filter)
     }
     /// Listens on these TCP ports in the real server's namespace.
     fn listen(&self, ports: &[u16]) -> Child {

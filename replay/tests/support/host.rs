@@ -34,3 +34,25 @@ pub fn have(cmd: &str, arg: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// Starts `dumpcap` on interface `iface` of network namespace `ns`, writing what `filter`
+/// matches to `file`; returns once it has begun writing (its file header), so nothing sent after
+/// the call is missed.
+#[allow(dead_code)] // not every test binary captures
+pub fn start_dumpcap(ns: &str, iface: &str, file: &std::path::Path, filter: &str) -> std::process::Child {
+    use std::time::{Duration, Instant};
+    let _ = std::fs::remove_file(file);
+    let child = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "dumpcap", "-q", "-i", iface, "-f", filter, "-w"])
+        .arg(file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dumpcap");
+    let start = Instant::now();
+    while std::fs::metadata(file).map_or(true, |m| m.len() == 0) && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
