@@ -21,12 +21,6 @@ impl Pipeline {
                 return Err(ConfigError::NoNextHop(b.addr));
             }
         }
-        // A second catch-all of a family (`push_service` refuses a second address itself).
-        if let Vip::Any { v6 } = spec.vip {
-            if self.any[usize::from(v6)].is_some() {
-                return Err(ConfigError::DuplicateService(spec.vip));
-            }
-        }
         let before = self.services.len();
         let added: Vec<(std::net::IpAddr, MacAddr)> =
             spec.backends.iter().filter_map(|b| b.mac.map(|m| (b.addr, m))).collect();
@@ -133,5 +127,22 @@ mod tests {
         // Added again: a new index; the old one stays removed.
         assert_eq!(p.add_service(&spec("198.51.100.1:80", "10.0.0.3,mac=02:00:00:00:00:03"), reg), Ok(2));
         assert_eq!(p.lookup_vip(tcp, a1, 80), Some(2));
+        // One catch-all service a family: a second one is refused, here as at construction.
+        let any = |b: &str| {
+            let mut s = ServiceSpec::new(Vip::Any { v6: false });
+            s.backends = vec![parse_backend(b).unwrap()];
+            s
+        };
+        assert_eq!(p.add_service(&any("10.0.0.4,mac=02:00:00:00:00:04"), reg), Ok(3));
+        assert_eq!(
+            p.add_service(&any("10.0.0.5,mac=02:00:00:00:00:05"), reg),
+            Err(ConfigError::DuplicateService(Vip::Any { v6: false }))
+        );
+        assert_eq!(p.services().len(), 4);
+        let twice = PipelineConfig::new(
+            vec![any("10.0.0.4,mac=02:00:00:00:00:04"), any("10.0.0.5,mac=02:00:00:00:00:05")],
+            Some(ForwardMethod::DirectRoute),
+        );
+        assert_eq!(Pipeline::new(&twice, &|_| None).err(), Some(ConfigError::DuplicateService(Vip::Any { v6: false })));
     }
 }

@@ -297,10 +297,12 @@ impl Pipeline {
     /// Builds service `spec` (its scheduler from `registry`, its backends) at the next index
     /// and makes it findable by its address; the index.
     pub(super) fn push_service(&mut self, spec: &ServiceSpec, registry: &Registry) -> Result<usize, ConfigError> {
-        if let Vip::Addr { proto, addr } = spec.vip {
-            if self.by_vip.contains_key(&(proto_key(proto), addr.ip(), addr.port())) {
-                return Err(ConfigError::DuplicateService(spec.vip));
-            }
+        let taken = match spec.vip {
+            Vip::Addr { proto, addr } => self.by_vip.contains_key(&(proto_key(proto), addr.ip(), addr.port())),
+            Vip::Any { v6 } => self.any[usize::from(v6)].is_some(),
+        };
+        if taken {
+            return Err(ConfigError::DuplicateService(spec.vip));
         }
         let sched_cfg = SchedConfig { flags: spec.flags, ..SchedConfig::default() };
         let svc = Service::from_registry(registry, &spec.sched, sched_cfg).map_err(ConfigError::Scheduler)?;
